@@ -51,6 +51,9 @@ pub enum Error {
     /// An `.npy`/`.npz` file is unreadable or malformed.
     #[error(transparent)]
     Npy(#[from] NpyError),
+    /// Training met a NaN or infinite loss or gradient; the weights were left as they were.
+    #[error("non-finite {what}; training stopped, weights kept from the last good update")]
+    NonFinite { what: String },
     /// Refusing to overwrite something the user saved.
     #[error("{path} already exists; pass --force (or `overwrite = true`) to replace it")]
     Exists { path: PathBuf },

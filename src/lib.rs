@@ -33,6 +33,7 @@ pub mod model;
 pub mod rng;
 pub mod simulate;
 pub mod task;
+pub mod train;
 
 pub use error::{Error, Result};
 
@@ -50,5 +51,6 @@ pub mod prelude {
         MatchToCategoryConfig, MatchToCategoryParams, PerceptualDiscrimination, PerceptualDiscriminationConfig,
         PerceptualDiscriminationParams, Step, Task, TaskSpec, TrialBatch,
     };
+    pub use crate::train::{Loss, TrainConfig, Trainer};
     pub use ndarray::{Array1, Array2, Array3};
 }

@@ -6,10 +6,11 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use psychrnn::error::{Error, Result};
 use psychrnn::io::{self, LoadOptions, NpyArray, WeightsFile, refuse_overwrite, to_npy};
-use psychrnn::model::{RateRnn, Tau, Transfer};
+use psychrnn::model::{Initializer, RateRnn, RateRnnConfig, Tau, Transfer};
 use psychrnn::rng::TrialRng;
 use psychrnn::simulate::{SimOptions, Simulator};
-use psychrnn::task::{BuiltinTask, params_to_arrays};
+use psychrnn::task::{BuiltinTask, Task, TaskVisitor, params_to_arrays};
+use psychrnn::train::{TrainConfig, TrainReport, Trainer};
 use serde_json::Value;
 
 #[derive(Parser)]
@@ -31,6 +32,57 @@ enum Command {
     Simulate(SimulateArgs),
     /// Print a task's accuracy for outputs against a batch's targets and mask.
     Accuracy(AccuracyArgs),
+    /// Train a rate RNN on a task; writes weights.npz, config.json and history.csv to --out.
+    Train(TrainArgs),
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// perceptual-discrimination | delayed-discrimination | match-to-category
+    #[arg(long)]
+    task: String,
+    /// JSON object of PsychRNN task constructor arguments (dt, tau, T, ...).
+    #[arg(long)]
+    task_config: Option<PathBuf>,
+    /// JSON object of training parameters (psychrnn's TrainConfig keys); flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Recurrent units.
+    #[arg(long, default_value_t = 50)]
+    n_rec: usize,
+    /// Fraction of excitatory units (Dale's law); off when absent.
+    #[arg(long)]
+    dale_ratio: Option<f64>,
+    /// Recurrent noise sigma.
+    #[arg(long, default_value_t = 0.0)]
+    rec_noise: f64,
+    /// Transfer function.
+    #[arg(long, default_value_t = Transfer::Relu)]
+    transfer: Transfer,
+    /// Seed of the initial weights, the trials and the noise.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Trials per update (N_batch).
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Trials to train on (updates = ceil(trials / batch size)); default 50000.
+    #[arg(long, conflicts_with = "iterations")]
+    training_iters: Option<usize>,
+    /// Number of updates instead of --training-iters.
+    #[arg(long)]
+    iterations: Option<usize>,
+    /// Learning rate.
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Start from these weights (PsychRNN or psychrnn .npz); the optimiser starts fresh.
+    #[arg(long)]
+    init_weights: Option<PathBuf>,
+    /// Output folder (must be empty or absent unless --force).
+    #[arg(long)]
+    out: PathBuf,
+    /// Write into a non-empty --out.
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Args)]
@@ -205,12 +257,133 @@ fn accuracy(args: AccuracyArgs) -> Result<()> {
     Ok(())
 }
 
+struct TrainOn<'a> {
+    trainer: &'a mut Trainer,
+    seed: u64,
+}
+
+impl TaskVisitor for TrainOn<'_> {
+    type Output = Result<TrainReport>;
+    fn visit<T: Task>(self, task: &T) -> Self::Output {
+        self.trainer.train_with(task, &mut TrialRng::seeded(self.seed))
+    }
+}
+
+/// Accuracy on a fresh batch of at least 512 trials.
+struct AccuracyOf<'a> {
+    trainer: &'a Trainer,
+    seed: u64,
+}
+
+impl TaskVisitor for AccuracyOf<'_> {
+    type Output = f64;
+    fn visit<T: Task>(self, task: &T) -> f64 {
+        let mut rng = TrialRng::seeded(self.seed);
+        let n = 512usize.div_ceil(task.spec().n_batch);
+        (0..n).map(|_| self.trainer.accuracy(task, &mut rng)).sum::<f64>() / n as f64
+    }
+}
+
+fn train(args: TrainArgs) -> Result<()> {
+    let nonempty = std::fs::read_dir(&args.out)
+        .map(|mut d| d.next().is_some())
+        .unwrap_or(false);
+    if nonempty && !args.force {
+        return Err(Error::Exists { path: args.out.clone() });
+    }
+    let mut task_config = match &args.task_config {
+        Some(p) => read_json(p)?,
+        None => Value::Object(Default::default()),
+    };
+    if let (Some(n), Value::Object(map)) = (args.batch_size, &mut task_config) {
+        map.insert("N_batch".into(), n.into());
+    }
+    let task = BuiltinTask::new(&args.task, &task_config)?;
+    let spec = task.spec().clone();
+    let mut config: TrainConfig = match &args.config {
+        Some(p) => serde_json::from_value(read_json(p)?).map_err(|e| Error::Config {
+            path: p.display().to_string(),
+            message: e.to_string(),
+        })?,
+        None => TrainConfig::default(),
+    };
+    config.seed = args.seed;
+    if let Some(lr) = args.lr {
+        config.learning_rate = lr;
+    }
+    if let Some(t) = args.training_iters {
+        config.training_iters = t;
+    }
+    if let Some(n) = args.iterations {
+        config.training_iters = n * spec.n_batch;
+    }
+    let model_config = RateRnnConfig {
+        n_rec: args.n_rec,
+        dale_ratio: args.dale_ratio,
+        rec_noise: args.rec_noise,
+        transfer: args.transfer,
+        ..RateRnnConfig::for_task(&spec)
+    };
+    let model = match &args.init_weights {
+        Some(path) => RateRnnConfig {
+            initializer: Initializer::File { path: path.clone() },
+            ..model_config
+        }
+        .init(&mut TrialRng::seeded(args.seed))?,
+        None => model_config.init(&mut TrialRng::seeded(args.seed))?,
+    };
+    let mut trainer = Trainer::new(model, config)?;
+    let n_updates = trainer.config().training_iters.div_ceil(spec.n_batch);
+    println!(
+        "training {} units on {} for {n_updates} updates of {} trials",
+        args.n_rec, args.task, spec.n_batch
+    );
+    let report = task.visit(TrainOn {
+        trainer: &mut trainer,
+        seed: args.seed,
+    })?;
+    let accuracy = task.visit(AccuracyOf {
+        trainer: &trainer,
+        seed: args.seed ^ 0xACC,
+    });
+    std::fs::create_dir_all(&args.out).map_err(|e| Error::io(&args.out, e))?;
+    trainer.to_weights().write(args.out.join("weights.npz"), true)?;
+    let run = serde_json::json!({
+        "task": args.task,
+        "task_config": task_config,
+        "model": trainer.model().config,
+        "train": trainer.config(),
+        "seed": args.seed,
+        "updates": trainer.updates(),
+        "final_accuracy": accuracy,
+        "psychrnn_version": env!("CARGO_PKG_VERSION"),
+    });
+    let json = serde_json::to_string_pretty(&run).expect("config serialises");
+    std::fs::write(args.out.join("config.json"), json).map_err(|e| Error::io(args.out.join("config.json"), e))?;
+    let mut csv = String::from("update,trials,loss,accuracy,wall_time_s\n");
+    for r in trainer.history() {
+        let acc = r.accuracy.map(|a| a.to_string()).unwrap_or_default();
+        csv += &format!("{},{},{},{},{}\n", r.update, r.trials, r.loss, acc, r.wall_time_s);
+    }
+    std::fs::write(args.out.join("history.csv"), csv).map_err(|e| Error::io(args.out.join("history.csv"), e))?;
+    let last_loss = trainer.history().last().map(|r| r.loss).unwrap_or(f64::NAN);
+    println!(
+        "done: {} updates in {:.1} s ({:.1} ms/update), final loss {last_loss:.5}, accuracy on a fresh batch {accuracy:.3}",
+        report.updates,
+        report.seconds,
+        1000.0 * report.seconds / report.updates.max(1) as f64
+    );
+    println!("wrote {}/{{weights.npz, config.json, history.csv}}", args.out.display());
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Batch(a) => batch(a),
         Command::Simulate(a) => simulate(a),
         Command::Accuracy(a) => accuracy(a),
+        Command::Train(a) => train(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

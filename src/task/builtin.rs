@@ -69,6 +69,15 @@ impl BuiltinTask {
         })
     }
 
+    /// Calls `visitor` with the concrete task (for generic code such as training).
+    pub fn visit<V: TaskVisitor>(&self, visitor: V) -> V::Output {
+        match self {
+            Self::PerceptualDiscrimination(t) => visitor.visit(t),
+            Self::DelayedDiscrimination(t) => visitor.visit(t),
+            Self::MatchToCategory(t) => visitor.visit(t),
+        }
+    }
+
     /// Sizes and time grid.
     pub fn spec(&self) -> &TaskSpec {
         match self {
@@ -96,6 +105,14 @@ impl BuiltinTask {
             Self::MatchToCategory(t) => t.accuracy(target, output, mask),
         }
     }
+}
+
+/// Generic code run on the concrete task behind a [`BuiltinTask`].
+pub trait TaskVisitor {
+    /// What the visit returns.
+    type Output;
+    /// Runs on the task.
+    fn visit<T: Task>(self, task: &T) -> Self::Output;
 }
 
 fn json_batch<T: Task>(task: &T, rng: &mut TrialRng, trials: Option<&Value>) -> Result<TrialBatch<Value>> {

@@ -26,7 +26,7 @@ mod perceptual_discrimination;
 use ndarray::{Array3, ArrayView3, Axis};
 use serde::{Serialize, de::DeserializeOwned};
 
-pub use builtin::{BuiltinTask, params_to_arrays};
+pub use builtin::{BuiltinTask, TaskVisitor, params_to_arrays};
 pub use delayed_discrimination::{DelayedDiscrimination, DelayedDiscriminationConfig, DelayedDiscriminationParams};
 pub use match_to_category::{MatchToCategory, MatchToCategoryConfig, MatchToCategoryParams};
 pub use perceptual_discrimination::{

@@ -1,0 +1,816 @@
+//! Training with PsychRNN's semantics (spec §6–§7): masked MSE (or BCE) plus mean regularisers
+//! on effective weights, gradients through Dale's `|W ⊙ C|·D` to the raw weights, fixed-weight
+//! masks applied before per-tensor clipping at norm 1, TF1 Adam (ε added to `sqrt(v)`, bias
+//! correction folded into the step size), `ceil(training_iters / batch)` updates, the loss
+//! recorded every `loss_epoch` updates on the just-used batch, and early stopping on accuracy.
+//!
+//! Unlike PsychRNN, training again continues from the current weights and optimiser state;
+//! [`Trainer::reset_optimizer`] starts the optimiser afresh.
+//!
+//! ```
+//! use psychrnn::prelude::*;
+//! use psychrnn::train::{TrainConfig, Trainer};
+//! let task = PerceptualDiscrimination::new(PerceptualDiscriminationConfig { n_batch: 16, ..Default::default() })?;
+//! let model = RateRnnConfig { n_rec: 10, ..RateRnnConfig::for_task(task.spec()) }.init(&mut TrialRng::seeded(0))?;
+//! let mut trainer = Trainer::new(model, TrainConfig { training_iters: 64, loss_epoch: 2, ..Default::default() })?;
+//! let report = trainer.train(&task)?;
+//! assert_eq!(report.updates, 4); // ceil(64 / 16)
+//! assert_eq!(trainer.history().len(), 2); // a loss every 2 updates
+//! # Ok::<(), psychrnn::Error>(())
+//! ```
+
+pub mod kernel;
+
+use std::time::Instant;
+
+use ndarray::{Array1, Array2, Array3};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::model::RateRnn;
+use crate::rng::TrialRng;
+use crate::task::{Task, TrialBatch};
+use kernel::{Dims, Grads, Weights};
+
+/// The training loss (PsychRNN's `loss_function`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Loss {
+    /// `mean((mask ⊙ (z − y))²)` over all `B·T·N_out` elements (masked-out ones count as 0).
+    #[default]
+    MeanSquaredError,
+    /// `mean(mask ⊙ −(y·log(p + 1e-7) + (1 − y)·log(1 − p + 1e-7)))`, `p = clip(z, 1e-7, 1 − 1e-7)`.
+    BinaryCrossEntropy,
+}
+
+/// Per-element 0/1 masks of entries that must not change (1 = fixed), any subset of parameters.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FixedWeights {
+    /// `[n_rec, n_in]`.
+    pub w_in: Option<Array2<f32>>,
+    /// `[n_rec, n_rec]`.
+    pub w_rec: Option<Array2<f32>>,
+    /// `[n_out, n_rec]`.
+    pub w_out: Option<Array2<f32>>,
+    /// `[n_rec]`.
+    pub b_rec: Option<Array1<f32>>,
+    /// `[n_out]`.
+    pub b_out: Option<Array1<f32>>,
+    /// `[n_rec]`.
+    pub init_state: Option<Array1<f32>>,
+}
+
+/// Training parameters, PsychRNN's `train_params` with the same meaning and defaults.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Adam (or SGD) step size.
+    pub learning_rate: f64,
+    /// Trials to train on; `ceil(training_iters / batch)` updates. (PsychRNN 1.0.0 on PyPI ran one
+    /// update fewer; GitHub master and psychrnn run the full count.)
+    pub training_iters: usize,
+    /// Record the loss every this many updates.
+    pub loss_epoch: usize,
+    /// Clip each gradient tensor to L2 norm ≤ 1.
+    pub clip_grads: bool,
+    /// Loss function.
+    pub loss: Loss,
+    /// Adam (TF1) or plain SGD.
+    pub optimizer: OptimizerKind,
+    /// `L1_in · mean|W_in_eff|`.
+    pub l1_in: f64,
+    /// `L1_rec · mean|W_rec_eff|`.
+    pub l1_rec: f64,
+    /// `L1_out · mean|W_out_eff|`.
+    pub l1_out: f64,
+    /// `L2_in · mean(W_in_eff²)`.
+    pub l2_in: f64,
+    /// `L2_rec · mean(W_rec_eff²)`.
+    pub l2_rec: f64,
+    /// `L2_out · mean(W_out_eff²)`.
+    pub l2_out: f64,
+    /// `L2_firing_rate · mean(f(states)²)`.
+    pub l2_firing_rate: f64,
+    /// Entries that never move.
+    pub fixed_weights: FixedWeights,
+    /// Stop once the task's accuracy on a fresh batch reaches this (checked after every update).
+    pub performance_cutoff: Option<f64>,
+    /// Seed of the noise stream (trials come from the RNG given to [`Trainer::train_with`]).
+    pub seed: u64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            learning_rate: 1e-3,
+            training_iters: 50_000,
+            loss_epoch: 10,
+            clip_grads: true,
+            loss: Loss::MeanSquaredError,
+            optimizer: OptimizerKind::default(),
+            l1_in: 0.0,
+            l1_rec: 0.0,
+            l1_out: 0.0,
+            l2_in: 0.0,
+            l2_rec: 0.0,
+            l2_out: 0.0,
+            l2_firing_rate: 0.0,
+            fixed_weights: FixedWeights::default(),
+            performance_cutoff: None,
+            seed: 0,
+        }
+    }
+}
+
+/// The optimiser.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum OptimizerKind {
+    /// TF1 Adam (PsychRNN's default): β1 0.9, β2 0.999, ε 1e-8.
+    Adam {
+        /// First-moment decay.
+        beta1: f64,
+        /// Second-moment decay.
+        beta2: f64,
+        /// Added to `sqrt(v)`.
+        epsilon: f64,
+    },
+    /// `θ ← θ − lr·g`.
+    Sgd,
+}
+
+impl Default for OptimizerKind {
+    fn default() -> Self {
+        OptimizerKind::Adam {
+            beta1: 0.9,
+            beta2: 0.999,
+            epsilon: 1e-8,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Checks every field against the model it will train.
+    pub fn validate(&self, model: &RateRnn) -> Result<()> {
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+            return Err(Error::range("learning_rate", self.learning_rate, "finite and > 0"));
+        }
+        if self.training_iters == 0 {
+            return Err(Error::range("training_iters", 0, ">= 1"));
+        }
+        if self.loss_epoch == 0 {
+            return Err(Error::range("loss_epoch", 0, ">= 1"));
+        }
+        for (field, v) in [
+            ("l1_in", self.l1_in),
+            ("l1_rec", self.l1_rec),
+            ("l1_out", self.l1_out),
+            ("l2_in", self.l2_in),
+            ("l2_rec", self.l2_rec),
+            ("l2_out", self.l2_out),
+            ("l2_firing_rate", self.l2_firing_rate),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(Error::range(field, v, "finite and >= 0"));
+            }
+        }
+        if let Some(c) = self.performance_cutoff
+            && !(0.0..=1.0).contains(&c)
+        {
+            return Err(Error::range("performance_cutoff", c, "in [0, 1]"));
+        }
+        if let OptimizerKind::Adam { beta1, beta2, epsilon } = self.optimizer {
+            for (field, v) in [("beta1", beta1), ("beta2", beta2)] {
+                if !(0.0..1.0).contains(&v) {
+                    return Err(Error::range(field, v, "in [0, 1)"));
+                }
+            }
+            if !(epsilon.is_finite() && epsilon > 0.0) {
+                return Err(Error::range("epsilon", epsilon, "finite and > 0"));
+            }
+        }
+        let (i, n, o) = (model.n_in(), model.n_rec(), model.n_out());
+        let fw = &self.fixed_weights;
+        type Check<'a> = (&'static str, Option<&'a [usize]>, [usize; 2]);
+        let checks: [Check; 6] = [
+            ("fixed_weights.w_in", fw.w_in.as_ref().map(|a| a.shape()), [n, i]),
+            ("fixed_weights.w_rec", fw.w_rec.as_ref().map(|a| a.shape()), [n, n]),
+            ("fixed_weights.w_out", fw.w_out.as_ref().map(|a| a.shape()), [o, n]),
+            ("fixed_weights.b_rec", fw.b_rec.as_ref().map(|a| a.shape()), [n, 1]),
+            ("fixed_weights.b_out", fw.b_out.as_ref().map(|a| a.shape()), [o, 1]),
+            (
+                "fixed_weights.init_state",
+                fw.init_state.as_ref().map(|a| a.shape()),
+                [n, 1],
+            ),
+        ];
+        for (field, got, want) in checks {
+            if let Some(got) = got {
+                let want: &[usize] = if got.len() == 1 { &want[..1] } else { &want };
+                if got != want {
+                    return Err(Error::shape(field, want, got));
+                }
+            }
+        }
+        for (name, values) in PARAM_NAMES.iter().zip(fw.slices()) {
+            if let Some(v) = values.into_iter().flatten().find(|&&v| v != 0.0 && v != 1.0) {
+                return Err(Error::range(format!("fixed_weights.{name}"), v, "entries 0 or 1"));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl FixedWeights {
+    /// The masks in [`PARAM_NAMES`] order.
+    fn slices(&self) -> [Option<&[f32]>; 6] {
+        [
+            self.init_state.as_ref().and_then(|a| a.as_slice()),
+            self.w_in.as_ref().and_then(|a| a.as_slice()),
+            self.w_rec.as_ref().and_then(|a| a.as_slice()),
+            self.w_out.as_ref().and_then(|a| a.as_slice()),
+            self.b_rec.as_ref().and_then(|a| a.as_slice()),
+            self.b_out.as_ref().and_then(|a| a.as_slice()),
+        ]
+    }
+}
+
+/// The six trainable tensors, in PsychRNN's variable order, flattened row-major.
+pub const PARAM_NAMES: [&str; 6] = ["init_state", "W_in", "W_rec", "W_out", "b_rec", "b_out"];
+
+/// Shapes of the six parameters as PsychRNN stores them (`init_state` is `[1, n_rec]`).
+fn param_shapes(m: &RateRnn) -> Vec<Vec<usize>> {
+    let (i, n, o) = (m.n_in(), m.n_rec(), m.n_out());
+    vec![vec![1, n], vec![n, i], vec![n, n], vec![o, n], vec![n], vec![o]]
+}
+
+/// Gradients or optimiser slots for the six parameters, in [`PARAM_NAMES`] order.
+pub type ParamVecs = [Vec<f32>; 6];
+
+/// One recorded point of training.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HistoryRow {
+    /// Update number (1-based).
+    pub update: usize,
+    /// Trials seen so far.
+    pub trials: usize,
+    /// Loss + regularisation on the update's batch after the update.
+    pub loss: f64,
+    /// Accuracy on a fresh batch, when measured.
+    pub accuracy: Option<f64>,
+    /// Seconds since the trainer was created.
+    pub wall_time_s: f64,
+}
+
+/// What a call to [`Trainer::train`] did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainReport {
+    /// Updates made by this call.
+    pub updates: usize,
+    /// Why it stopped.
+    pub stop: StopReason,
+    /// Seconds spent.
+    pub seconds: f64,
+}
+
+/// Why training stopped.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StopReason {
+    /// All `ceil(training_iters / batch)` updates done.
+    IterationsDone,
+    /// Accuracy reached `performance_cutoff`.
+    PerformanceReached {
+        /// The accuracy measured.
+        accuracy: f64,
+    },
+}
+
+/// The value and parts of the objective on one batch.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LossParts {
+    /// The loss term (MSE or BCE).
+    pub loss: f64,
+    /// The sum of regularisation terms.
+    pub regularization: f64,
+}
+
+impl LossParts {
+    /// `loss + regularization` (PsychRNN's `reg_loss`).
+    pub fn total(&self) -> f64 {
+        self.loss + self.regularization
+    }
+}
+
+/// Trains a [`RateRnn`] in place, keeping its optimiser state between calls.
+pub struct Trainer {
+    model: RateRnn,
+    config: TrainConfig,
+    m: ParamVecs,
+    v: ParamVecs,
+    beta1_power: f32,
+    beta2_power: f32,
+    updates: usize,
+    trials: usize,
+    history: Vec<HistoryRow>,
+    noise: TrialRng,
+    started: Instant,
+}
+
+/// Effective weights, flattened, plus α; owned so the kernel can borrow them.
+struct Effective {
+    w_in: Array2<f32>,
+    w_rec: Array2<f32>,
+    w_out: Array2<f32>,
+    alpha: Vec<f32>,
+}
+
+impl Effective {
+    fn of(model: &RateRnn) -> Self {
+        Self {
+            w_in: model.effective_w_in(),
+            w_rec: model.effective_w_rec(),
+            w_out: model.effective_w_out(),
+            alpha: model.alpha().iter().map(|&a| a as f32).collect(),
+        }
+    }
+
+    fn weights<'a>(&'a self, model: &'a RateRnn) -> Weights<'a, f32> {
+        let s = |a: &'a Array1<f32>| a.as_slice().expect("contiguous");
+        Weights {
+            w_in: self.w_in.as_slice().expect("contiguous"),
+            w_rec: self.w_rec.as_slice().expect("contiguous"),
+            w_out: self.w_out.as_slice().expect("contiguous"),
+            b_rec: s(&model.params.b_rec),
+            b_out: s(&model.params.b_out),
+            init_state: s(&model.params.init_state),
+            alpha: &self.alpha,
+        }
+    }
+}
+
+impl Trainer {
+    /// Checks `config` against `model`.
+    pub fn new(model: RateRnn, config: TrainConfig) -> Result<Self> {
+        config.validate(&model)?;
+        let zeros = |model: &RateRnn| -> ParamVecs {
+            let (i, n, o) = (model.n_in(), model.n_rec(), model.n_out());
+            [
+                vec![0.0; n],
+                vec![0.0; n * i],
+                vec![0.0; n * n],
+                vec![0.0; o * n],
+                vec![0.0; n],
+                vec![0.0; o],
+            ]
+        };
+        Ok(Self {
+            m: zeros(&model),
+            v: zeros(&model),
+            noise: TrialRng::seeded(config.seed),
+            model,
+            config,
+            beta1_power: 1.0,
+            beta2_power: 1.0,
+            updates: 0,
+            trials: 0,
+            history: Vec::new(),
+            started: Instant::now(),
+        })
+    }
+
+    /// The model being trained.
+    pub fn model(&self) -> &RateRnn {
+        &self.model
+    }
+
+    /// Takes the trained model out.
+    pub fn into_model(self) -> RateRnn {
+        self.model
+    }
+
+    /// The training configuration.
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// Recorded losses (every `loss_epoch` updates) and accuracies.
+    pub fn history(&self) -> &[HistoryRow] {
+        &self.history
+    }
+
+    /// Updates made so far (over all calls).
+    pub fn updates(&self) -> usize {
+        self.updates
+    }
+
+    /// Adam's first and second moments, in [`PARAM_NAMES`] order (PsychRNN's `<v>/Adam`, `<v>/Adam_1`).
+    pub fn adam_slots(&self) -> (&ParamVecs, &ParamVecs) {
+        (&self.m, &self.v)
+    }
+
+    /// The model's PsychRNN weights file plus the Adam slots (`<v>/Adam` = m, `<v>/Adam_1` = v),
+    /// as PsychRNN saves a trained model.
+    pub fn to_weights(&self) -> crate::io::WeightsFile {
+        let mut file = self.model.to_weights();
+        let shapes: Vec<Vec<usize>> = param_shapes(&self.model);
+        let at = file
+            .entries
+            .iter()
+            .position(|(k, _)| k == "dale_ratio")
+            .unwrap_or(file.entries.len());
+        let mut slots = Vec::new();
+        let tr = self.model.config.trainable;
+        let flags = [tr.init_state, tr.w_in, tr.w_rec, tr.w_out, tr.b_rec, tr.b_out];
+        for (k, name) in PARAM_NAMES.iter().enumerate().filter(|(k, _)| flags[*k]) {
+            for (suffix, data) in [("Adam", &self.m[k]), ("Adam_1", &self.v[k])] {
+                slots.push((
+                    format!("{name}/{suffix}"),
+                    crate::io::NpyArray::from_f32(shapes[k].clone(), data.clone()),
+                ));
+            }
+        }
+        file.entries.splice(at..at, slots);
+        file
+    }
+
+    /// Forgets the optimiser state (moments and step count); the weights stay.
+    pub fn reset_optimizer(&mut self) {
+        self.m.iter_mut().chain(self.v.iter_mut()).for_each(|s| s.fill(0.0));
+        self.beta1_power = 1.0;
+        self.beta2_power = 1.0;
+    }
+
+    /// Trains on fresh batches of `task` drawn from a stream seeded by the config's seed plus the
+    /// number of updates already made (so a second call continues with new trials).
+    pub fn train<T: Task>(&mut self, task: &T) -> Result<TrainReport> {
+        let mut rng = TrialRng::seeded(self.config.seed ^ 0x5EED_0000_0000 ^ self.updates as u64);
+        self.train_with(task, &mut rng)
+    }
+
+    /// Trains on batches of `task` drawn from `rng`: `ceil(training_iters / N_batch)` updates,
+    /// or fewer if the accuracy reaches `performance_cutoff`.
+    pub fn train_with<T: Task>(&mut self, task: &T, rng: &mut TrialRng) -> Result<TrainReport> {
+        let spec = task.spec();
+        if (spec.n_in, spec.n_out) != (self.model.n_in(), self.model.n_out()) {
+            return Err(Error::shape(
+                "task inputs/outputs",
+                &[self.model.n_in(), self.model.n_out()],
+                &[spec.n_in, spec.n_out],
+            ));
+        }
+        let start = Instant::now();
+        let n_updates = self.config.training_iters.div_ceil(spec.n_batch);
+        for k in 0..n_updates {
+            let batch = task.batch(rng);
+            self.step(&batch)?;
+            if self.updates.is_multiple_of(self.config.loss_epoch) {
+                // PsychRNN records the objective on the same batch after the update.
+                let after = self.objective(&batch, &mut self.noise.clone())?;
+                self.history.push(HistoryRow {
+                    update: self.updates,
+                    trials: self.trials,
+                    loss: after.total(),
+                    accuracy: None,
+                    wall_time_s: self.started.elapsed().as_secs_f64(),
+                });
+            }
+            if let Some(cutoff) = self.config.performance_cutoff {
+                let accuracy = self.accuracy(task, rng);
+                if let Some(last) = self.history.last_mut().filter(|r| r.update == self.updates) {
+                    last.accuracy = Some(accuracy);
+                }
+                if accuracy >= cutoff {
+                    return Ok(TrainReport {
+                        updates: k + 1,
+                        stop: StopReason::PerformanceReached { accuracy },
+                        seconds: start.elapsed().as_secs_f64(),
+                    });
+                }
+            }
+        }
+        Ok(TrainReport {
+            updates: n_updates,
+            stop: StopReason::IterationsDone,
+            seconds: start.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// The task's accuracy on a fresh batch from `rng` (with the model's recurrent noise).
+    pub fn accuracy<T: Task>(&self, task: &T, rng: &mut TrialRng) -> f64 {
+        let batch = task.batch(rng);
+        let eff = Effective::of(&self.model);
+        let mut noise = self.noise.clone();
+        let fwd = self.forward(&eff, &batch, &mut noise);
+        let d = fwd.dims;
+        let outputs = Array3::from_shape_vec(
+            (d.batch, d.steps, d.n_out),
+            kernel::swap_bt(&fwd.outputs, d.steps, d.batch, d.n_out),
+        )
+        .expect("dims");
+        task.accuracy(batch.y.view(), outputs.view(), batch.mask.view())
+    }
+
+    fn forward<P>(&self, eff: &Effective, batch: &TrialBatch<P>, noise: &mut TrialRng) -> kernel::Forward<f32> {
+        let (b, t, i) = batch.x.dim();
+        let dims = Dims {
+            batch: b,
+            steps: t,
+            n_in: i,
+            n_rec: self.model.n_rec(),
+            n_out: self.model.n_out(),
+        };
+        let x = batch.x.as_standard_layout();
+        let rec_noise = self.model.config.rec_noise;
+        let noise = (rec_noise > 0.0).then_some((noise, rec_noise));
+        kernel::forward(
+            dims,
+            &eff.weights(&self.model),
+            self.model.config.transfer,
+            x.as_slice().expect("standard"),
+            noise,
+        )
+    }
+
+    /// The objective on `batch` (no update).
+    pub fn objective<P>(&self, batch: &TrialBatch<P>, noise: &mut TrialRng) -> Result<LossParts> {
+        self.check_batch(batch)?;
+        let eff = Effective::of(&self.model);
+        let fwd = self.forward(&eff, batch, noise);
+        let (parts, _, _) = self.loss_and_output_grads(&fwd, batch, false);
+        Ok(LossParts {
+            regularization: parts.regularization + self.weight_regularization(&eff, None),
+            ..parts
+        })
+    }
+
+    fn check_batch<P>(&self, batch: &TrialBatch<P>) -> Result<()> {
+        let (b, t, i) = batch.x.dim();
+        if b == 0 || t == 0 {
+            return Err(Error::Empty {
+                what: format!("training batch of shape [{b}, {t}, {i}]"),
+            });
+        }
+        if i != self.model.n_in() {
+            return Err(Error::shape("batch x", &[b, t, self.model.n_in()], &[b, t, i]));
+        }
+        let want = [b, t, self.model.n_out()];
+        for (field, a) in [("batch y", &batch.y), ("batch mask", &batch.mask)] {
+            if a.shape() != want {
+                return Err(Error::shape(field, &want, a.shape()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Loss on the forward's outputs, `∂loss/∂z` (time-major) and the firing-rate term's `∂/∂x`.
+    fn loss_and_output_grads<P>(
+        &self,
+        fwd: &kernel::Forward<f32>,
+        batch: &TrialBatch<P>,
+        want_grads: bool,
+    ) -> (LossParts, Vec<f32>, Option<Vec<f32>>) {
+        let d = fwd.dims;
+        let y = kernel::swap_bt(
+            batch.y.as_standard_layout().as_slice().expect("standard"),
+            d.batch,
+            d.steps,
+            d.n_out,
+        );
+        let mask = kernel::swap_bt(
+            batch.mask.as_standard_layout().as_slice().expect("standard"),
+            d.batch,
+            d.steps,
+            d.n_out,
+        );
+        let count = fwd.outputs.len() as f64;
+        let mut loss = 0.0f64;
+        let mut g = if want_grads {
+            vec![0.0f32; fwd.outputs.len()]
+        } else {
+            Vec::new()
+        };
+        for idx in 0..fwd.outputs.len() {
+            let (z, t, m) = (fwd.outputs[idx] as f64, y[idx] as f64, mask[idx] as f64);
+            let (l, dz) = match self.config.loss {
+                Loss::MeanSquaredError => {
+                    let e = m * (z - t);
+                    (e * e, 2.0 * m * e)
+                }
+                Loss::BinaryCrossEntropy => {
+                    let p = z.clamp(1e-7, 1.0 - 1e-7);
+                    let l = -m * (t * (p + 1e-7).ln() + (1.0 - t) * (1.0 - p + 1e-7).ln());
+                    let inside = (1e-7..=1.0 - 1e-7).contains(&z);
+                    let dp = -m * (t / (p + 1e-7) - (1.0 - t) / (1.0 - p + 1e-7));
+                    (l, if inside { dp } else { 0.0 })
+                }
+            };
+            loss += l;
+            if want_grads {
+                g[idx] = (dz / count) as f32;
+            }
+        }
+        let coef = self.config.l2_firing_rate;
+        let (mut reg, mut g_states) = (0.0, None);
+        if coef > 0.0 {
+            let transfer = self.model.config.transfer;
+            let n = fwd.rates.len() as f64;
+            reg = coef * fwd.rates.iter().map(|&r| (r as f64).powi(2)).sum::<f64>() / n;
+            if want_grads {
+                g_states = Some(
+                    fwd.states
+                        .iter()
+                        .zip(&fwd.rates)
+                        .map(|(&x, &r)| (2.0 * coef * r as f64 * transfer.derivative_f(x, r) as f64 / n) as f32)
+                        .collect(),
+                );
+            }
+        }
+        (
+            LossParts {
+                loss: loss / count,
+                regularization: reg,
+            },
+            g,
+            g_states,
+        )
+    }
+
+    /// Weight regularisers (means over effective weights); adds their gradients to `grads`.
+    fn weight_regularization(&self, eff: &Effective, mut grads: Option<&mut Grads<f32>>) -> f64 {
+        let c = &self.config;
+        let mut total = 0.0;
+        let terms: [(&Array2<f32>, f64, f64, usize); 3] = [
+            (&eff.w_in, c.l1_in, c.l2_in, 0),
+            (&eff.w_rec, c.l1_rec, c.l2_rec, 1),
+            (&eff.w_out, c.l1_out, c.l2_out, 2),
+        ];
+        for (w, l1, l2, which) in terms {
+            if l1 == 0.0 && l2 == 0.0 {
+                continue;
+            }
+            let n = w.len() as f64;
+            total += l1 * w.iter().map(|v| v.abs() as f64).sum::<f64>() / n;
+            total += l2 * w.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / n;
+            if let Some(g) = grads.as_deref_mut() {
+                let target = match which {
+                    0 => &mut g.w_in,
+                    1 => &mut g.w_rec,
+                    _ => &mut g.w_out,
+                };
+                for (gv, &wv) in target.iter_mut().zip(w.iter()) {
+                    let sign = if wv > 0.0 {
+                        1.0
+                    } else if wv < 0.0 {
+                        -1.0
+                    } else {
+                        0.0
+                    };
+                    *gv += ((l1 * sign + 2.0 * l2 * wv as f64) / n) as f32;
+                }
+            }
+        }
+        total
+    }
+
+    /// Gradients of the objective on `batch` with respect to the raw parameters, before fixed-weight
+    /// masking and clipping, in [`PARAM_NAMES`] order; and the objective.
+    pub fn gradients<P>(&self, batch: &TrialBatch<P>, noise: &mut TrialRng) -> Result<(LossParts, ParamVecs)> {
+        self.check_batch(batch)?;
+        let eff = Effective::of(&self.model);
+        let fwd = self.forward(&eff, batch, noise);
+        let (mut parts, g_out, g_states) = self.loss_and_output_grads(&fwd, batch, true);
+        let mut grads = kernel::backward(
+            &fwd,
+            &eff.weights(&self.model),
+            self.model.config.transfer,
+            &g_out,
+            g_states.as_deref(),
+        );
+        parts.regularization += self.weight_regularization(&eff, Some(&mut grads));
+        Ok((parts, self.to_raw(grads)))
+    }
+
+    /// Chain rule through the constraints: `W ⊙ C`, or `|W ⊙ C|·D` under Dale.
+    fn to_raw(&self, g: Grads<f32>) -> ParamVecs {
+        let m = &self.model;
+        let c = &m.constraints;
+        let raw = |g_eff: Vec<f32>, w: &Array2<f32>, mask: &Array2<f32>, dale: Option<&Array1<f32>>| -> Vec<f32> {
+            let cols = w.ncols();
+            g_eff
+                .iter()
+                .zip(w.iter().zip(mask.iter()))
+                .enumerate()
+                .map(|(idx, (&ge, (&wv, &cv)))| {
+                    if !c.dale {
+                        return ge * cv;
+                    }
+                    let masked = wv * cv;
+                    let sign = if masked > 0.0 {
+                        1.0
+                    } else if masked < 0.0 {
+                        -1.0
+                    } else {
+                        0.0
+                    };
+                    let d = dale.map_or(1.0, |d| d[idx % cols]);
+                    ge * d * sign * cv
+                })
+                .collect()
+        };
+        [
+            g.init_state,
+            raw(g.w_in, &m.params.w_in, &c.input_connectivity, None),
+            raw(g.w_rec, &m.params.w_rec, &c.rec_connectivity, Some(&c.dale_rec)),
+            raw(g.w_out, &m.params.w_out, &c.output_connectivity, Some(&c.dale_out)),
+            g.b_rec,
+            g.b_out,
+        ]
+    }
+
+    /// Fixed-weight masking then per-tensor clipping (TF's `clip_by_norm(g, 1)`), in place.
+    pub fn mask_and_clip(&self, grads: &mut ParamVecs) {
+        for (g, f) in grads.iter_mut().zip(self.config.fixed_weights.slices()) {
+            if let Some(f) = f {
+                g.iter_mut().zip(f).for_each(|(gv, &fv)| *gv *= 1.0 - fv);
+            }
+            if self.config.clip_grads {
+                let norm = g.iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt() as f32;
+                if norm > 1.0 {
+                    g.iter_mut().for_each(|v| *v /= norm);
+                }
+            }
+        }
+    }
+
+    /// One update on `batch`; returns the objective before it. A non-finite loss or gradient
+    /// stops with [`Error::NonFinite`] and leaves the weights as they were.
+    pub fn step<P>(&mut self, batch: &TrialBatch<P>) -> Result<LossParts> {
+        let mut noise = self.noise.clone();
+        let (parts, mut grads) = self.gradients(batch, &mut noise)?;
+        self.noise = noise;
+        let finite = parts.total().is_finite() && grads.iter().flatten().all(|g| g.is_finite());
+        if !finite {
+            return Err(Error::NonFinite {
+                what: format!("loss {} at update {}", parts.total(), self.updates + 1),
+            });
+        }
+        self.mask_and_clip(&mut grads);
+        self.apply(&grads);
+        self.updates += 1;
+        self.trials += batch.x.dim().0;
+        Ok(parts)
+    }
+
+    fn apply(&mut self, grads: &ParamVecs) {
+        let lr = self.config.learning_rate as f32;
+        let tr = self.model.config.trainable;
+        let flags = [tr.init_state, tr.w_in, tr.w_rec, tr.w_out, tr.b_rec, tr.b_out];
+        let p = &mut self.model.params;
+        let params: [&mut [f32]; 6] = [
+            p.init_state.as_slice_mut().expect("contiguous"),
+            p.w_in.as_slice_mut().expect("contiguous"),
+            p.w_rec.as_slice_mut().expect("contiguous"),
+            p.w_out.as_slice_mut().expect("contiguous"),
+            p.b_rec.as_slice_mut().expect("contiguous"),
+            p.b_out.as_slice_mut().expect("contiguous"),
+        ];
+        match self.config.optimizer {
+            OptimizerKind::Sgd => {
+                for ((param, g), on) in params.into_iter().zip(grads).zip(flags) {
+                    if on {
+                        param.iter_mut().zip(g).for_each(|(w, &gv)| *w -= lr * gv);
+                    }
+                }
+            }
+            OptimizerKind::Adam { beta1, beta2, epsilon } => {
+                let (b1, b2, eps) = (beta1 as f32, beta2 as f32, epsilon as f32);
+                // TF keeps β^t as float32 variables multiplied once per step.
+                self.beta1_power *= b1;
+                self.beta2_power *= b2;
+                let lr_t = lr * (1.0 - self.beta2_power).sqrt() / (1.0 - self.beta1_power);
+                for (k, ((param, g), on)) in params.into_iter().zip(grads).zip(flags).enumerate() {
+                    if !on {
+                        continue;
+                    }
+                    let (m, v) = (&mut self.m[k], &mut self.v[k]);
+                    for idx in 0..param.len() {
+                        let gv = g[idx];
+                        m[idx] += (gv - m[idx]) * (1.0 - b1);
+                        v[idx] += (gv * gv - v[idx]) * (1.0 - b2);
+                        param[idx] -= (m[idx] * lr_t) / (v[idx].sqrt() + eps);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Loss {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Loss::MeanSquaredError => "mean_squared_error",
+            Loss::BinaryCrossEntropy => "binary_cross_entropy",
+        })
+    }
+}
