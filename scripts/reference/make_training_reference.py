@@ -522,8 +522,11 @@ def run_case(tf, out_dir, case, cfg, x, y, mask):
                      "gradients are exactly 0 (grad_eff * C with C = 0), so they stay 0.")
 
     notes.append(f"float32 vs float64 gradients at the start: {total_flips} sign mismatches over all "
-                 f"{sum(arrays[f'grad_raw_1/{k}'].size for k in VARS)} entries; exact zeros agree "
-                 "(dead relu units give exactly-zero W_out gradient columns; TF's relu gradient is (x > 0)).")
+                 f"{sum(arrays[f'grad_raw_1/{k}'].size for k in VARS)} entries; exact-zero entries: "
+                 f"{sum(int(np.sum(arrays[f'grad_raw_1/{k}'] == 0)) for k in VARS)} in float32, "
+                 f"{sum(int(np.sum(arrays[f'grad64_raw_1/{k}'] == 0)) for k in VARS)} in float64 (dead relu "
+                 "units give exactly-zero W_out gradient columns, TF's relu gradient being (x > 0); masked-out and "
+                 "Dale-zeroed weights give exact zeros too).")
     notes.append("A float64 port that runs the same two steps (masking, clip, textbook Adam in f64) lands within "
                  f"{port['step2_var_max_abs_dev']:.3g} of TF's variables after step 2; the worst entry is listed "
                  "in float64_reference.float64_port_two_steps_vs_tf.worst_entry (entries with |g| ~ 1e-7 are in "

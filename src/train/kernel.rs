@@ -48,7 +48,7 @@ pub trait Real:
     fn ln_1p(self) -> Self;
     /// `tanh(x)`.
     fn tanh(self) -> Self;
-    /// `C ← αAB + βC` with arbitrary strides (matrixmultiply).
+    /// `C ← αAB + βC` with arbitrary strides (the `gemm` crate burn-flex uses).
     #[allow(clippy::too_many_arguments)]
     fn gemm(
         m: usize,
@@ -68,7 +68,7 @@ pub trait Real:
 }
 
 macro_rules! impl_real {
-    ($t:ty, $gemm:path) => {
+    ($t:ty) => {
         impl Real for $t {
             fn gemm(
                 m: usize,
@@ -100,22 +100,28 @@ macro_rules! impl_real {
                 assert!((last(m, n, rsc, 1) as usize) < c.len(), "gemm: C out of bounds");
                 // SAFETY: the asserts above keep every accessed element inside the slices, and C
                 // (row stride rsc ≥ n, unit column stride) does not alias A or B (&mut borrow).
+                // gemm's convention: dst = alpha·dst + beta·lhs·rhs.
                 unsafe {
-                    $gemm(
+                    gemm::gemm::<$t>(
                         m,
-                        k,
                         n,
-                        alpha,
-                        a.as_ptr(),
-                        rsa,
-                        csa,
-                        b.as_ptr(),
-                        rsb,
-                        csb,
-                        beta,
+                        k,
                         c.as_mut_ptr(),
-                        rsc,
                         1,
+                        rsc,
+                        beta != <$t>::default(),
+                        a.as_ptr(),
+                        csa,
+                        rsa,
+                        b.as_ptr(),
+                        csb,
+                        rsb,
+                        beta,
+                        alpha,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
                     )
                 }
             }
@@ -149,8 +155,8 @@ macro_rules! impl_real {
         }
     };
 }
-impl_real!(f32, matrixmultiply::sgemm);
-impl_real!(f64, matrixmultiply::dgemm);
+impl_real!(f32);
+impl_real!(f64);
 
 /// `C[m,n] (+)= A[m,k]·B[k,n]` on dense row-major buffers, with optional transposes.
 #[allow(clippy::too_many_arguments)]
