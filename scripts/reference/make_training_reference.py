@@ -13,7 +13,8 @@ For each case <c> this writes
                        plus a `transfer_function` member (pickled TF function, as GitHub master
                        saves; PyPI 1.0.0 ignores it on load) appended with the other members untouched;
   train_<c>.npz        the fixed batch, the losses, gradients (raw / fixed-masked / clipped), variables
-                       and Adam slots of two Adam steps (see the README section printed at the end);
+                       and Adam slots of two Adam steps, outputs_0 (all trials) and states_0 (trials
+                       STATES_0_TRIALS only, for size); the JSON's `npz_keys` lists every member;
   train_<c>.json       the params used and the checks made (Adam / clip re-derivations, float64
                        cross-reference, PsychRNN `train()` cross-check).
 
@@ -499,8 +500,30 @@ def run_case(tf, out_dir, case, cfg, x, y, mask):
     f64_info["float64_port_two_steps_vs_tf"] = port
 
     # ---- extra observations
+    bce_check = None
     if extra.get("loss_function") == "binary_cross_entropy":
         p = preds_0
+        e, one = F32(1e-7), F32(1)
+        q = np.clip(p, e, F32(1 - 1e-7))
+        naive = mask * -(y * np.log(q + e) + (one - y) * np.log(one - q + e))
+        pushed = mask * -(y * np.log(q + e) + (one - y) * np.log((one + e) - q))
+        bce_check = {
+            "tf_loss_0_term": float(mse_0),
+            "numpy_f32_as_written": float(naive.astype(np.float64).mean()),
+            "numpy_f32_constant_pushdown": float(pushed.astype(np.float64).mean()),
+            "n_masked_predictions_clipped_high": int(np.sum((p > F32(1 - 1e-7)) & (mask > 0))),
+            "explanation": "TF grappler's constant folding (constant push-down) rewrites (1 - p) + 1e-7 as "
+                           "(1 + 1e-7) - p, and float32(1 + 1e-7) = 1 + 2^-23 = 1.00000012.  For a prediction "
+                           "clipped to float32(1 - 1e-7) = 1 - 2^-23 the log argument is therefore 2^-22 = "
+                           "2.384e-7 (-log = 15.2492) instead of 2^-23 + 1e-7 = 2.192e-7 (-log = 15.3332).  With "
+                           "grappler's constant_folding turned off TF gives the as-written value.  Elsewhere the "
+                           "effect is a relative 1.9e-8/(1-p) change of the (1-y) term, negligible unless p ~ 1.",
+        }
+        notes.append("BCE value quirk: TF evaluates log(1 - p + 1e-7) as log((1 + 1e-7) - p) after a grappler "
+                     "rewrite, with 1 + 1e-7 rounded to float32 (1 + 2^-23); see bce_check.  It changes the loss "
+                     f"value here by {abs(float(naive.astype(np.float64).mean()) - float(mse_0)):.3g} (the "
+                     f"{bce_check['n_masked_predictions_clipped_high']} masked predictions clipped at the top), "
+                     "not the gradient of clipped elements (zero either way).")
         notes.append(f"BCE: {int(np.sum(p < 1e-7))} of {p.size} predictions at the start are below 1e-7 and "
                      f"{int(np.sum(p > 1 - 1e-7))} above 1-1e-7 (clip_by_value zeroes their gradient; outputs are "
                      "the linear readout, not squashed).")
@@ -621,6 +644,7 @@ def run_case(tf, out_dir, case, cfg, x, y, mask):
         "gradient_determinism": "raw gradients evaluated twice in a row were bit-identical",
         "psychrnn_train_crosscheck": xcheck,
         "float64_reference": f64_info,
+        "bce_check": bce_check,
         "notes": notes + cfg.get("notes", []),
     }
     if "note_extra" in cfg:

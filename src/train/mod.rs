@@ -213,7 +213,8 @@ impl TrainConfig {
                 }
             }
         }
-        for (name, values) in PARAM_NAMES.iter().zip(fw.slices()) {
+        let fields = ["init_state", "w_in", "w_rec", "w_out", "b_rec", "b_out"];
+        for (name, values) in fields.iter().zip(fw.slices()) {
             if let Some(v) = values.into_iter().flatten().find(|&&v| v != 0.0 && v != 1.0) {
                 return Err(Error::range(format!("fixed_weights.{name}"), v, "entries 0 or 1"));
             }
@@ -598,11 +599,17 @@ impl Trainer {
                     (e * e, 2.0 * m * e)
                 }
                 Loss::BinaryCrossEntropy => {
-                    let p = z.clamp(1e-7, 1.0 - 1e-7);
-                    let l = -m * (t * (p + 1e-7).ln() + (1.0 - t) * (1.0 - p + 1e-7).ln());
-                    let inside = (1e-7..=1.0 - 1e-7).contains(&z);
-                    let dp = -m * (t / (p + 1e-7) - (1.0 - t) / (1.0 - p + 1e-7));
-                    (l, if inside { dp } else { 0.0 })
+                    // In float32 as TensorFlow, whose graph optimiser also rewrites
+                    // `log(1 − p + ε)` as `log((1 + ε) − p)` (1 + ε rounds to 1 + 2⁻²³): near the
+                    // clip bound these differ by several percent from the float64 formula.
+                    let (z, t, m) = (z as f32, t as f32, m as f32);
+                    let eps = 1e-7f32;
+                    let p = z.clamp(eps, 1.0 - eps);
+                    let one_minus = (1.0 + eps) - p;
+                    let l = -m * (t * (p + eps).ln() + (1.0 - t) * one_minus.ln());
+                    let inside = (eps..=1.0 - eps).contains(&z);
+                    let dp = -m * (t / (p + eps) - (1.0 - t) / one_minus);
+                    (l as f64, if inside { dp as f64 } else { 0.0 })
                 }
             };
             loss += l;
@@ -812,5 +819,181 @@ impl std::fmt::Display for Loss {
             Loss::MeanSquaredError => "mean_squared_error",
             Loss::BinaryCrossEntropy => "binary_cross_entropy",
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::RateRnnConfig;
+    use crate::task::{PerceptualDiscrimination, PerceptualDiscriminationConfig};
+
+    fn model() -> RateRnn {
+        RateRnnConfig {
+            n_rec: 8,
+            ..Default::default()
+        }
+        .init(&mut TrialRng::seeded(0))
+        .unwrap()
+    }
+
+    fn field_of(config: TrainConfig) -> String {
+        match Trainer::new(model(), config) {
+            Err(Error::OutOfRange { field, .. }) | Err(Error::Shape { field, .. }) => field,
+            Err(other) => panic!("{other:?}"),
+            Ok(_) => panic!("accepted"),
+        }
+    }
+
+    #[test]
+    fn invalid_train_params_name_their_field() {
+        let d = TrainConfig::default;
+        assert_eq!(
+            field_of(TrainConfig {
+                learning_rate: 0.0,
+                ..d()
+            }),
+            "learning_rate"
+        );
+        assert_eq!(
+            field_of(TrainConfig {
+                learning_rate: f64::NAN,
+                ..d()
+            }),
+            "learning_rate"
+        );
+        assert_eq!(
+            field_of(TrainConfig {
+                training_iters: 0,
+                ..d()
+            }),
+            "training_iters"
+        );
+        assert_eq!(field_of(TrainConfig { loss_epoch: 0, ..d() }), "loss_epoch");
+        assert_eq!(field_of(TrainConfig { l2_rec: -1.0, ..d() }), "l2_rec");
+        assert_eq!(
+            field_of(TrainConfig {
+                l2_firing_rate: f64::INFINITY,
+                ..d()
+            }),
+            "l2_firing_rate"
+        );
+        assert_eq!(
+            field_of(TrainConfig {
+                performance_cutoff: Some(1.5),
+                ..d()
+            }),
+            "performance_cutoff"
+        );
+        let adam = |beta1, beta2, epsilon| TrainConfig {
+            optimizer: OptimizerKind::Adam { beta1, beta2, epsilon },
+            ..d()
+        };
+        assert_eq!(field_of(adam(1.0, 0.999, 1e-8)), "beta1");
+        assert_eq!(field_of(adam(0.9, -0.1, 1e-8)), "beta2");
+        assert_eq!(field_of(adam(0.9, 0.999, 0.0)), "epsilon");
+        let fixed = |fw: FixedWeights| TrainConfig {
+            fixed_weights: fw,
+            ..d()
+        };
+        assert_eq!(
+            field_of(fixed(FixedWeights {
+                w_rec: Some(Array2::zeros((8, 7))),
+                ..Default::default()
+            })),
+            "fixed_weights.w_rec"
+        );
+        assert_eq!(
+            field_of(fixed(FixedWeights {
+                w_in: Some(Array2::from_elem((8, 2), 0.5)),
+                ..Default::default()
+            })),
+            "fixed_weights.w_in"
+        );
+    }
+
+    #[test]
+    fn nan_loss_stops_with_an_error_and_keeps_the_weights() {
+        let mut m = model();
+        m.params.w_out[[0, 0]] = f32::NAN;
+        let before = m.params.clone();
+        let task = PerceptualDiscrimination::new(PerceptualDiscriminationConfig {
+            n_batch: 4,
+            ..Default::default()
+        })
+        .unwrap();
+        let mut trainer = Trainer::new(
+            m,
+            TrainConfig {
+                training_iters: 8,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let err = trainer.train(&task).unwrap_err();
+        assert!(matches!(err, Error::NonFinite { .. }), "{err}");
+        assert_eq!(trainer.updates(), 0);
+        // NaN != NaN, so compare bit patterns.
+        let bits = |p: &crate::model::RateRnnParams| p.w_out.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&trainer.model().params), bits(&before));
+    }
+
+    #[test]
+    fn training_continues_and_early_stop_reports_accuracy() {
+        let task = PerceptualDiscrimination::new(PerceptualDiscriminationConfig {
+            n_batch: 32,
+            ..Default::default()
+        })
+        .unwrap();
+        let config = TrainConfig {
+            training_iters: 32 * 3,
+            loss_epoch: 1,
+            ..Default::default()
+        };
+        let mut trainer = Trainer::new(model(), config).unwrap();
+        trainer.train(&task).unwrap();
+        let after_first = trainer.model().params.clone();
+        trainer.train(&task).unwrap();
+        assert_eq!(trainer.updates(), 6);
+        assert_eq!(trainer.history().len(), 6);
+        assert_ne!(trainer.model().params, after_first, "second call continues training");
+        // A cutoff of 0 stops after the first update, with the accuracy measured.
+        let mut trainer = Trainer::new(
+            model(),
+            TrainConfig {
+                training_iters: 320,
+                performance_cutoff: Some(0.0),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let report = trainer.train(&task).unwrap();
+        assert_eq!(report.updates, 1);
+        assert!(matches!(report.stop, StopReason::PerformanceReached { .. }));
+    }
+
+    #[test]
+    fn same_seed_same_weights() {
+        let task = PerceptualDiscrimination::new(PerceptualDiscriminationConfig {
+            n_batch: 8,
+            ..Default::default()
+        })
+        .unwrap();
+        let run = || {
+            let mut m = model();
+            m.config.rec_noise = 0.05;
+            let mut t = Trainer::new(
+                m,
+                TrainConfig {
+                    training_iters: 40,
+                    seed: 3,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            t.train(&task).unwrap();
+            t.into_model().params
+        };
+        assert_eq!(run(), run());
     }
 }
