@@ -70,6 +70,7 @@ pub trait Real:
 macro_rules! impl_real {
     ($t:ty) => {
         impl Real for $t {
+            #[inline]
             fn gemm(
                 m: usize,
                 k: usize,
@@ -125,30 +126,39 @@ macro_rules! impl_real {
                     )
                 }
             }
+            #[inline(always)]
             fn of(v: f64) -> Self {
                 v as $t
             }
+            #[inline(always)]
             fn zero() -> Self {
                 0.0
             }
+            #[inline(always)]
             fn one() -> Self {
                 1.0
             }
+            #[inline(always)]
             fn to_f64(self) -> f64 {
                 self as f64
             }
+            #[inline(always)]
             fn max(self, other: Self) -> Self {
                 <$t>::max(self, other)
             }
+            #[inline(always)]
             fn abs(self) -> Self {
                 <$t>::abs(self)
             }
+            #[inline(always)]
             fn exp(self) -> Self {
                 <$t>::exp(self)
             }
+            #[inline(always)]
             fn ln_1p(self) -> Self {
                 <$t>::ln_1p(self)
             }
+            #[inline(always)]
             fn tanh(self) -> Self {
                 <$t>::tanh(self)
             }
@@ -160,6 +170,7 @@ impl_real!(f64);
 
 /// `C[m,n] (+)= A[m,k]·B[k,n]` on dense row-major buffers, with optional transposes.
 #[allow(clippy::too_many_arguments)]
+#[inline]
 fn matmul<F: Real>(
     m: usize,
     k: usize,
@@ -257,7 +268,7 @@ pub fn swap_bt<F: Copy>(a: &[F], batch: usize, steps: usize, c: usize) -> Vec<F>
 
 impl Transfer {
     /// `f(x)` in the kernel's float type.
-    #[inline]
+    #[inline(always)]
     pub fn apply_f<F: Real>(self, x: F) -> F {
         match self {
             Self::Relu => x.max(F::zero()),
@@ -269,7 +280,7 @@ impl Transfer {
     }
 
     /// `f′(x)` given `x` and `r = f(x)`.
-    #[inline]
+    #[inline(always)]
     pub fn derivative_f<F: Real>(self, x: F, r: F) -> F {
         match self {
             Self::Relu => {
@@ -332,16 +343,21 @@ pub fn forward<F: Real>(
             (&done[(k - 1) * block..], &rates[(k - 1) * block..k * block])
         };
         matmul(b, n, n, prev_r, false, w.w_rec, true, &mut rec, false);
-        for bb in 0..b {
-            let row = bb * n;
+        for ((c, p), r) in cur
+            .chunks_exact_mut(n)
+            .zip(prev_s.chunks_exact(n))
+            .zip(rec.chunks_exact(n))
+        {
             for j in 0..n {
                 let a = w.alpha[j];
-                cur[row + j] = (F::one() - a) * prev_s[row + j] + a * (rec[row + j] + cur[row + j]);
+                c[j] = (F::one() - a) * p[j] + a * (r[j] + c[j]);
             }
         }
         if let Some(rng) = rng.as_deref_mut() {
-            for (idx, s) in cur.iter_mut().enumerate() {
-                *s = *s + F::of(noise_std[idx % n] * rng.normal());
+            for row in cur.chunks_exact_mut(n) {
+                for (s, sd) in row.iter_mut().zip(&noise_std) {
+                    *s = *s + F::of(sd * rng.normal());
+                }
             }
         }
         for (r, &s) in rates[k * block..(k + 1) * block].iter_mut().zip(cur.iter()) {
@@ -412,15 +428,19 @@ pub fn backward<F: Real>(
         let (s, r) = (&fwd.states[range.clone()], &fwd.rates[range.clone()]);
         let gs = g_states.map(|g| &g[range.clone()]);
         let pk = &mut p[range.clone()];
-        for idx in 0..block {
-            let j = idx % n;
-            let a = w.alpha[j];
-            let mut d = (pk[idx] + carry[idx]) * transfer.derivative_f(s[idx], r[idx]) + (F::one() - a) * d_next[idx];
-            if let Some(gs) = gs {
-                d = d + gs[idx];
+        for row in 0..b {
+            let at = row * n;
+            for j in 0..n {
+                let idx = at + j;
+                let a = w.alpha[j];
+                let mut d =
+                    (pk[idx] + carry[idx]) * transfer.derivative_f(s[idx], r[idx]) + (F::one() - a) * d_next[idx];
+                if let Some(gs) = gs {
+                    d = d + gs[idx];
+                }
+                d_next[idx] = d;
+                pk[idx] = a * d;
             }
-            d_next[idx] = d;
-            pk[idx] = a * d;
         }
         matmul(b, n, n, pk, false, w.w_rec, false, &mut carry, false);
     }
