@@ -261,3 +261,57 @@ fn bad_input_gives_one_line_errors() {
     );
     assert!(!out.exists());
 }
+
+/// `train` writes a PsychRNN-loadable run folder; `--resume` continues it exactly.
+#[test]
+fn train_and_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |out: &str, extra: &[&str]| {
+        let out = dir.path().join(out);
+        let mut args = vec![
+            "train",
+            "--task",
+            "perceptual-discrimination",
+            "--n-rec",
+            "12",
+            "--dale-ratio",
+            "0.75",
+            "--batch-size",
+            "16",
+            "--seed",
+            "3",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let printed = ok(&args);
+        assert!(printed.contains("accuracy on a fresh batch"), "{printed}");
+        out
+    };
+    let straight = run("straight", &["--iterations", "4"]);
+    let first = run("first", &["--iterations", "2"]);
+    let resumed = run("resumed", &["--iterations", "2", "--resume", first.to_str().unwrap()]);
+    let a = WeightsFile::read(straight.join("weights.npz")).unwrap();
+    let b = WeightsFile::read(resumed.join("weights.npz")).unwrap();
+    assert!(a.entries == b.entries, "resumed run differs from the uninterrupted one");
+    assert!(a.get("W_rec/Adam").is_some() && a.dale_ratio().unwrap() == Some(0.75));
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(straight.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["updates"], 4);
+    assert_eq!(config["model"]["n_rec"], 12);
+    let history = std::fs::read_to_string(straight.join("history.csv")).unwrap();
+    assert!(history.starts_with("update,trials,loss,accuracy,wall_time_s"));
+    // A non-empty output folder is kept unless --force.
+    fails(
+        &[
+            "train",
+            "--task",
+            "perceptual-discrimination",
+            "--iterations",
+            "1",
+            "--out",
+            straight.to_str().unwrap(),
+        ],
+        "already exists",
+    );
+}

@@ -75,8 +75,12 @@ struct TrainArgs {
     #[arg(long)]
     lr: Option<f64>,
     /// Start from these weights (PsychRNN or psychrnn .npz); the optimiser starts fresh.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     init_weights: Option<PathBuf>,
+    /// Continue a run folder written by `psychrnn train` (weights, Adam state, counters, seed);
+    /// --training-iters/--iterations then count the additional trials/updates.
+    #[arg(long)]
+    resume: Option<PathBuf>,
     /// Output folder (must be empty or absent unless --force).
     #[arg(long)]
     out: PathBuf,
@@ -257,15 +261,12 @@ fn accuracy(args: AccuracyArgs) -> Result<()> {
     Ok(())
 }
 
-struct TrainOn<'a> {
-    trainer: &'a mut Trainer,
-    seed: u64,
-}
+struct TrainOn<'a>(&'a mut Trainer);
 
 impl TaskVisitor for TrainOn<'_> {
     type Output = Result<TrainReport>;
     fn visit<T: Task>(self, task: &T) -> Self::Output {
-        self.trainer.train_with(task, &mut TrialRng::seeded(self.seed))
+        self.0.train(task)
     }
 }
 
@@ -332,22 +333,39 @@ fn train(args: TrainArgs) -> Result<()> {
         .init(&mut TrialRng::seeded(args.seed))?,
         None => model_config.init(&mut TrialRng::seeded(args.seed))?,
     };
-    let mut trainer = Trainer::new(model, config)?;
+    let mut trainer = match &args.resume {
+        None => Trainer::new(model, config)?,
+        Some(dir) => {
+            let previous = read_json(&dir.join("config.json"))?;
+            let bad = |e: serde_json::Error| Error::Config {
+                path: dir.join("config.json").display().to_string(),
+                message: e.to_string(),
+            };
+            let old_model: RateRnnConfig = serde_json::from_value(previous["model"].clone()).map_err(bad)?;
+            let old_train: TrainConfig = serde_json::from_value(previous["train"].clone()).map_err(bad)?;
+            let options = LoadOptions::from_config(&old_model);
+            let file = WeightsFile::read(dir.join("weights.npz"))?;
+            let train = TrainConfig {
+                seed: old_train.seed,
+                ..config
+            };
+            Trainer::resume(&file, &options, train)?
+        }
+    };
     let n_updates = trainer.config().training_iters.div_ceil(spec.n_batch);
     println!(
         "training {} units on {} for {n_updates} updates of {} trials",
-        args.n_rec, args.task, spec.n_batch
+        trainer.model().n_rec(),
+        args.task,
+        spec.n_batch
     );
-    let report = task.visit(TrainOn {
-        trainer: &mut trainer,
-        seed: args.seed,
-    })?;
+    let report = task.visit(TrainOn(&mut trainer))?;
     let accuracy = task.visit(AccuracyOf {
         trainer: &trainer,
         seed: args.seed ^ 0xACC,
     });
     std::fs::create_dir_all(&args.out).map_err(|e| Error::io(&args.out, e))?;
-    trainer.to_weights().write(args.out.join("weights.npz"), true)?;
+    trainer.checkpoint().write(args.out.join("weights.npz"), true)?;
     let run = serde_json::json!({
         "task": args.task,
         "task_config": task_config,

@@ -27,6 +27,7 @@ use ndarray::{Array1, Array2, Array3};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::io::{LoadOptions, NpyArray, NpyData, WeightsFile};
 use crate::model::RateRnn;
 use crate::rng::TrialRng;
 use crate::task::{Task, TrialBatch};
@@ -96,7 +97,8 @@ pub struct TrainConfig {
     pub fixed_weights: FixedWeights,
     /// Stop once the task's accuracy on a fresh batch reaches this (checked after every update).
     pub performance_cutoff: Option<f64>,
-    /// Seed of the noise stream (trials come from the RNG given to [`Trainer::train_with`]).
+    /// Seed of the trials, the recurrent noise and the accuracy batches: update k uses streams
+    /// derived from `(seed, k)`, so a resumed run continues exactly where it stopped.
     pub seed: u64,
 }
 
@@ -314,8 +316,24 @@ pub struct Trainer {
     updates: usize,
     trials: usize,
     history: Vec<HistoryRow>,
-    noise: TrialRng,
     started: Instant,
+}
+
+/// What a derived random stream is for.
+#[derive(Clone, Copy)]
+enum Purpose {
+    Trials = 1,
+    Noise = 2,
+    Accuracy = 3,
+    RecordedLoss = 4,
+}
+
+/// splitmix64 of `(seed, update, purpose)`: independent streams per update and purpose.
+fn stream_seed(seed: u64, update: usize, purpose: Purpose) -> u64 {
+    let mut z = seed ^ (update as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ ((purpose as u64) << 56);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// Effective weights, flattened, plus α; owned so the kernel can borrow them.
@@ -368,7 +386,6 @@ impl Trainer {
         Ok(Self {
             m: zeros(&model),
             v: zeros(&model),
-            noise: TrialRng::seeded(config.seed),
             model,
             config,
             beta1_power: 1.0,
@@ -412,7 +429,7 @@ impl Trainer {
 
     /// The model's PsychRNN weights file plus the Adam slots (`<v>/Adam` = m, `<v>/Adam_1` = v),
     /// as PsychRNN saves a trained model.
-    pub fn to_weights(&self) -> crate::io::WeightsFile {
+    pub fn to_weights(&self) -> WeightsFile {
         let mut file = self.model.to_weights();
         let shapes: Vec<Vec<usize>> = param_shapes(&self.model);
         let at = file
@@ -435,6 +452,112 @@ impl Trainer {
         file
     }
 
+    /// A checkpoint: the PsychRNN weights file with Adam slots ([`Trainer::to_weights`]), plus
+    /// what an exact resume needs and PsychRNN ignores: the raw parameters (`psychrnn/raw/<v>`;
+    /// under Dale's law the saved effective weights lose their signs), the update and trial
+    /// counts, Adam's β powers and the trainable flags.
+    pub fn checkpoint(&self) -> WeightsFile {
+        let mut file = self.to_weights();
+        let p = &self.model.params;
+        let raw = [
+            p.init_state.to_vec(),
+            p.w_in.iter().copied().collect(),
+            p.w_rec.iter().copied().collect(),
+            p.w_out.iter().copied().collect(),
+            p.b_rec.to_vec(),
+            p.b_out.to_vec(),
+        ];
+        for ((name, data), shape) in PARAM_NAMES.iter().zip(raw).zip(param_shapes(&self.model)) {
+            file.entries
+                .push((format!("psychrnn/raw/{name}"), NpyArray::from_f32(shape, data)));
+        }
+        let tr = self.model.config.trainable;
+        let int = |v: Vec<i64>| NpyArray {
+            shape: vec![v.len()],
+            data: NpyData::I64(v),
+        };
+        file.entries.push((
+            "psychrnn/updates_trials".into(),
+            int(vec![self.updates as i64, self.trials as i64]),
+        ));
+        file.entries.push((
+            "psychrnn/beta_powers".into(),
+            NpyArray::from_f32(vec![2], vec![self.beta1_power, self.beta2_power]),
+        ));
+        let flags = [tr.init_state, tr.w_in, tr.w_rec, tr.w_out, tr.b_rec, tr.b_out];
+        file.entries.push((
+            "psychrnn/trainable".into(),
+            int(flags.iter().map(|&f| f as i64).collect()),
+        ));
+        file
+    }
+
+    /// Continues from a [`Trainer::checkpoint`]: same weights, optimiser state, counters and
+    /// (through the seed in `config`) the same future trials and noise, so checkpoint + resume
+    /// gives the weights of an uninterrupted run. A plain PsychRNN weights file also works (its
+    /// Adam slots are used when present; counters start at 0).
+    pub fn resume(file: &WeightsFile, options: &LoadOptions, config: TrainConfig) -> Result<Self> {
+        let mut model = RateRnn::from_weights(file, options)?;
+        if let Some(flags) = file.get("psychrnn/trainable").and_then(NpyArray::to_f64_vec) {
+            let f = |k: usize| flags.get(k).is_none_or(|&v| v != 0.0);
+            model.config.trainable = crate::model::Trainable {
+                init_state: f(0),
+                w_in: f(1),
+                w_rec: f(2),
+                w_out: f(3),
+                b_rec: f(4),
+                b_out: f(5),
+            };
+        }
+        let shapes = param_shapes(&model);
+        let read = |key: &str, len: usize| -> Result<Option<Vec<f32>>> {
+            let Some(a) = file.get(key) else { return Ok(None) };
+            match a.to_f32_vec() {
+                Some(v) if v.len() == len => Ok(Some(v)),
+                _ => Err(Error::Shape {
+                    field: format!("{key} in {}", file.source),
+                    expected: vec![len],
+                    got: a.shape.clone(),
+                }),
+            }
+        };
+        let mut raw: Vec<Option<Vec<f32>>> = Vec::new();
+        for (name, shape) in PARAM_NAMES.iter().zip(&shapes) {
+            raw.push(read(&format!("psychrnn/raw/{name}"), shape.iter().product())?);
+        }
+        let p = &mut model.params;
+        let targets: [&mut [f32]; 6] = [
+            p.init_state.as_slice_mut().expect("contiguous"),
+            p.w_in.as_slice_mut().expect("contiguous"),
+            p.w_rec.as_slice_mut().expect("contiguous"),
+            p.w_out.as_slice_mut().expect("contiguous"),
+            p.b_rec.as_slice_mut().expect("contiguous"),
+            p.b_out.as_slice_mut().expect("contiguous"),
+        ];
+        for (target, values) in targets.into_iter().zip(raw) {
+            if let Some(v) = values {
+                target.copy_from_slice(&v);
+            }
+        }
+        let mut trainer = Trainer::new(model, config)?;
+        for (k, (name, shape)) in PARAM_NAMES.iter().zip(&shapes).enumerate() {
+            let len = shape.iter().product();
+            if let Some(m) = read(&format!("{name}/Adam"), len)? {
+                trainer.m[k] = m;
+            }
+            if let Some(v) = read(&format!("{name}/Adam_1"), len)? {
+                trainer.v[k] = v;
+            }
+        }
+        if let Some(c) = read("psychrnn/updates_trials", 2)? {
+            (trainer.updates, trainer.trials) = (c[0] as usize, c[1] as usize);
+        }
+        if let Some(b) = read("psychrnn/beta_powers", 2)? {
+            (trainer.beta1_power, trainer.beta2_power) = (b[0], b[1]);
+        }
+        Ok(trainer)
+    }
+
     /// Forgets the optimiser state (moments and step count); the weights stay.
     pub fn reset_optimizer(&mut self) {
         self.m.iter_mut().chain(self.v.iter_mut()).for_each(|s| s.fill(0.0));
@@ -442,16 +565,25 @@ impl Trainer {
         self.beta2_power = 1.0;
     }
 
-    /// Trains on fresh batches of `task` drawn from a stream seeded by the config's seed plus the
-    /// number of updates already made (so a second call continues with new trials).
-    pub fn train<T: Task>(&mut self, task: &T) -> Result<TrainReport> {
-        let mut rng = TrialRng::seeded(self.config.seed ^ 0x5EED_0000_0000 ^ self.updates as u64);
-        self.train_with(task, &mut rng)
+    fn stream(&self, purpose: Purpose) -> TrialRng {
+        TrialRng::seeded(stream_seed(self.config.seed, self.updates, purpose))
     }
 
-    /// Trains on batches of `task` drawn from `rng`: `ceil(training_iters / N_batch)` updates,
-    /// or fewer if the accuracy reaches `performance_cutoff`.
+    /// Trains `ceil(training_iters / N_batch)` updates (fewer if the accuracy reaches
+    /// `performance_cutoff`) on fresh batches of `task`; update k's batch comes from a stream
+    /// derived from the config's seed and k, so a second call continues with new trials and a
+    /// resumed checkpoint sees the trials an uninterrupted run would have.
+    pub fn train<T: Task>(&mut self, task: &T) -> Result<TrainReport> {
+        self.run(task, None)
+    }
+
+    /// Like [`Trainer::train`], with the batches (and accuracy batches) drawn from `rng`, e.g.
+    /// `TrialRng::numpy(s)` for PsychRNN's trial stream.
     pub fn train_with<T: Task>(&mut self, task: &T, rng: &mut TrialRng) -> Result<TrainReport> {
+        self.run(task, Some(rng))
+    }
+
+    fn run<T: Task>(&mut self, task: &T, mut rng: Option<&mut TrialRng>) -> Result<TrainReport> {
         let spec = task.spec();
         if (spec.n_in, spec.n_out) != (self.model.n_in(), self.model.n_out()) {
             return Err(Error::shape(
@@ -463,11 +595,14 @@ impl Trainer {
         let start = Instant::now();
         let n_updates = self.config.training_iters.div_ceil(spec.n_batch);
         for k in 0..n_updates {
-            let batch = task.batch(rng);
+            let batch = match rng.as_deref_mut() {
+                Some(r) => task.batch(r),
+                None => task.batch(&mut self.stream(Purpose::Trials)),
+            };
             self.step(&batch)?;
             if self.updates.is_multiple_of(self.config.loss_epoch) {
                 // PsychRNN records the objective on the same batch after the update.
-                let after = self.objective(&batch, &mut self.noise.clone())?;
+                let after = self.objective(&batch, &mut self.stream(Purpose::RecordedLoss))?;
                 self.history.push(HistoryRow {
                     update: self.updates,
                     trials: self.trials,
@@ -477,7 +612,10 @@ impl Trainer {
                 });
             }
             if let Some(cutoff) = self.config.performance_cutoff {
-                let accuracy = self.accuracy(task, rng);
+                let accuracy = match rng.as_deref_mut() {
+                    Some(r) => self.accuracy(task, r),
+                    None => self.accuracy(task, &mut self.stream(Purpose::Accuracy)),
+                };
                 if let Some(last) = self.history.last_mut().filter(|r| r.update == self.updates) {
                     last.accuracy = Some(accuracy);
                 }
@@ -501,7 +639,7 @@ impl Trainer {
     pub fn accuracy<T: Task>(&self, task: &T, rng: &mut TrialRng) -> f64 {
         let batch = task.batch(rng);
         let eff = Effective::of(&self.model);
-        let mut noise = self.noise.clone();
+        let mut noise = TrialRng::seeded(rng.next_seed());
         let fwd = self.forward(&eff, &batch, &mut noise);
         let d = fwd.dims;
         let outputs = Array3::from_shape_vec(
@@ -753,9 +891,7 @@ impl Trainer {
     /// One update on `batch`; returns the objective before it. A non-finite loss or gradient
     /// stops with [`Error::NonFinite`] and leaves the weights as they were.
     pub fn step<P>(&mut self, batch: &TrialBatch<P>) -> Result<LossParts> {
-        let mut noise = self.noise.clone();
-        let (parts, mut grads) = self.gradients(batch, &mut noise)?;
-        self.noise = noise;
+        let (parts, mut grads) = self.gradients(batch, &mut self.stream(Purpose::Noise))?;
         let finite = parts.total().is_finite() && grads.iter().flatten().all(|g| g.is_finite());
         if !finite {
             return Err(Error::NonFinite {
@@ -970,6 +1106,57 @@ mod tests {
         let report = trainer.train(&task).unwrap();
         assert_eq!(report.updates, 1);
         assert!(matches!(report.stop, StopReason::PerformanceReached { .. }));
+    }
+
+    /// Checkpoint after 3 updates, resume from the file, 3 more: bit-identical to 6 in a row
+    /// (Dale's law and recurrent noise on, so raw signs and noise streams both matter).
+    #[test]
+    fn resume_equals_uninterrupted() {
+        let task = PerceptualDiscrimination::new(PerceptualDiscriminationConfig {
+            n_batch: 8,
+            ..Default::default()
+        })
+        .unwrap();
+        let mut config = RateRnnConfig {
+            n_rec: 10,
+            dale_ratio: Some(0.8),
+            rec_noise: 0.1,
+            ..Default::default()
+        };
+        config.trainable.b_out = false;
+        let start = config.init(&mut TrialRng::seeded(4)).unwrap();
+        let train = TrainConfig {
+            training_iters: 24,
+            learning_rate: 0.05,
+            seed: 11,
+            ..Default::default()
+        };
+        let mut straight = Trainer::new(
+            start.clone(),
+            TrainConfig {
+                training_iters: 48,
+                ..train.clone()
+            },
+        )
+        .unwrap();
+        straight.train(&task).unwrap();
+
+        let mut first = Trainer::new(start, train.clone()).unwrap();
+        first.train(&task).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ckpt.npz");
+        first.checkpoint().write(&path, false).unwrap();
+        let file = WeightsFile::read(&path).unwrap();
+        let options = LoadOptions {
+            rec_noise: 0.1,
+            ..LoadOptions::default()
+        };
+        let mut resumed = Trainer::resume(&file, &options, train).unwrap();
+        assert_eq!(resumed.updates(), 3);
+        resumed.train(&task).unwrap();
+        assert_eq!(resumed.model().params, straight.model().params);
+        assert_eq!(resumed.adam_slots(), straight.adam_slots());
+        assert!(!resumed.model().config.trainable.b_out);
     }
 
     #[test]
