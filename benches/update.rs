@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use psychrnn::prelude::*;
-use psychrnn::train::kernel::{self, Dims, Weights};
+use psychrnn::train::kernel::{self, Dims, Effective};
 
 fn median_ms(mut f: impl FnMut(), reps: usize) -> f64 {
     f();
@@ -33,17 +33,8 @@ fn main() {
         }
         .init(&mut TrialRng::seeded(2))
         .unwrap();
-        let (wi, wr, wo) = (model.effective_w_in(), model.effective_w_rec(), model.effective_w_out());
-        let alpha = vec![0.1f32; n_rec];
-        let w = Weights {
-            w_in: wi.as_slice().unwrap(),
-            w_rec: wr.as_slice().unwrap(),
-            w_out: wo.as_slice().unwrap(),
-            b_rec: model.params.b_rec.as_slice().unwrap(),
-            b_out: model.params.b_out.as_slice().unwrap(),
-            init_state: model.params.init_state.as_slice().unwrap(),
-            alpha: &alpha,
-        };
+        let eff = Effective::of(&model);
+        let w = eff.weights(&model);
         let dims = Dims {
             batch: 128,
             steps: 200,

@@ -46,16 +46,7 @@ fn assert_grads(case: &str, what: &str, ours: &ParamVecs, reference: &WeightsFil
 /// rounding in a different summation order can flip its sign: Adam's first step moves every
 /// weight by ≈ lr·sign(g), so a flipped sign moves it by 2·lr the other way.
 fn assert_weights(case: &str, step: usize, model: &RateRnn, reference: &WeightsFile) {
-    let p = &model.params;
-    let ours: [Vec<f32>; 6] = [
-        p.init_state.to_vec(),
-        p.w_in.iter().copied().collect(),
-        p.w_rec.iter().copied().collect(),
-        p.w_out.iter().copied().collect(),
-        p.b_rec.to_vec(),
-        p.b_out.to_vec(),
-    ];
-    for (name, w) in PARAM_NAMES.iter().zip(&ours) {
+    for (name, w) in PARAM_NAMES.iter().zip(model.params.slices()) {
         let theirs = vec_of(reference, &format!("var_{step}/{name}"));
         let g1 = vec_of(reference, &format!("grad_raw_1/{name}"));
         let g_scale = g1.iter().fold(0.0f32, |m, v| m.max(v.abs()));

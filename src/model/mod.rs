@@ -377,6 +377,61 @@ pub struct RateRnnParams {
     pub init_state: Array1<f32>,
 }
 
+impl RateRnnParams {
+    /// The six tensors flattened row-major, in PsychRNN's variable order:
+    /// `init_state, W_in, W_rec, W_out, b_rec, b_out`.
+    pub fn slices(&self) -> [&[f32]; 6] {
+        let c = "parameters are contiguous";
+        [
+            self.init_state.as_slice().expect(c),
+            self.w_in.as_slice().expect(c),
+            self.w_rec.as_slice().expect(c),
+            self.w_out.as_slice().expect(c),
+            self.b_rec.as_slice().expect(c),
+            self.b_out.as_slice().expect(c),
+        ]
+    }
+
+    /// Mutable [`RateRnnParams::slices`].
+    pub fn slices_mut(&mut self) -> [&mut [f32]; 6] {
+        let c = "parameters are contiguous";
+        [
+            self.init_state.as_slice_mut().expect(c),
+            self.w_in.as_slice_mut().expect(c),
+            self.w_rec.as_slice_mut().expect(c),
+            self.w_out.as_slice_mut().expect(c),
+            self.b_rec.as_slice_mut().expect(c),
+            self.b_out.as_slice_mut().expect(c),
+        ]
+    }
+}
+
+impl Trainable {
+    /// The flags in PsychRNN's variable order (see [`RateRnnParams::slices`]).
+    pub fn flags(&self) -> [bool; 6] {
+        [
+            self.init_state,
+            self.w_in,
+            self.w_rec,
+            self.w_out,
+            self.b_rec,
+            self.b_out,
+        ]
+    }
+
+    /// From flags in PsychRNN's variable order.
+    pub fn from_flags(f: [bool; 6]) -> Self {
+        Self {
+            init_state: f[0],
+            w_in: f[1],
+            w_rec: f[2],
+            w_out: f[3],
+            b_rec: f[4],
+            b_out: f[5],
+        }
+    }
+}
+
 /// A rate RNN: its configuration, raw parameters and constraints.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RateRnn {

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Step, Task, TaskSpec, pd_noise_sigma};
+use super::{Step, Task, TaskSpec, check_trial_values, pd_noise_sigma};
 use crate::error::{Error, Result};
 use crate::rng::TrialRng;
 
@@ -192,23 +192,18 @@ impl Task for DelayedDiscrimination {
         if p.choice > 1 {
             return Err(Error::range("choice", p.choice, "0 or 1"));
         }
-        for (field, v) in [
-            ("stimulus_1", p.stimulus_1),
-            ("delay", p.delay),
-            ("stimulus_2", p.stimulus_2),
-            ("decision", p.decision),
-            ("end", p.end),
-            ("f1", p.f1),
-            ("f2", p.f2),
-        ] {
-            if !v.is_finite() {
-                return Err(Error::range(field, v, "finite"));
-            }
-        }
-        if !(p.stim_noise.is_finite() && p.stim_noise >= 0.0) {
-            return Err(Error::range("stim_noise", p.stim_noise, "finite and >= 0"));
-        }
-        Ok(())
+        check_trial_values(
+            &[
+                ("stimulus_1", p.stimulus_1),
+                ("delay", p.delay),
+                ("stimulus_2", p.stimulus_2),
+                ("decision", p.decision),
+                ("end", p.end),
+                ("f1", p.f1),
+                ("f2", p.f2),
+            ],
+            p.stim_noise,
+        )
     }
 }
 

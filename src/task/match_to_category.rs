@@ -6,7 +6,7 @@ use std::f64::consts::PI;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Step, Task, TaskSpec};
+use super::{Step, Task, TaskSpec, check_trial_values};
 use crate::error::{Error, Result};
 use crate::rng::TrialRng;
 
@@ -171,20 +171,15 @@ impl Task for MatchToCategory {
                 format!("< N_out = {}", self.spec.n_out),
             ));
         }
-        for (field, v) in [
-            ("angle", p.angle),
-            ("onset_time", p.onset_time),
-            ("input_dur", p.input_dur),
-            ("output_dur", p.output_dur),
-        ] {
-            if !v.is_finite() {
-                return Err(Error::range(field, v, "finite"));
-            }
-        }
-        if !(p.stim_noise.is_finite() && p.stim_noise >= 0.0) {
-            return Err(Error::range("stim_noise", p.stim_noise, "finite and >= 0"));
-        }
-        Ok(())
+        check_trial_values(
+            &[
+                ("angle", p.angle),
+                ("onset_time", p.onset_time),
+                ("input_dur", p.input_dur),
+                ("output_dur", p.output_dur),
+            ],
+            p.stim_noise,
+        )
     }
 }
 

@@ -356,6 +356,17 @@ pub fn default_accuracy(target: ArrayView3<'_, f32>, output: ArrayView3<'_, f32>
     truth.iter().zip(&chosen).filter(|(a, b)| a == b).count() as f64 / truth.len() as f64
 }
 
+/// Checks explicitly given trial values: each finite, `stim_noise` finite and ≥ 0.
+pub(crate) fn check_trial_values(values: &[(&str, f64)], stim_noise: f64) -> Result<()> {
+    if let Some((field, v)) = values.iter().find(|(_, v)| !v.is_finite()) {
+        return Err(Error::range(*field, v, "finite"));
+    }
+    if !(stim_noise.is_finite() && stim_noise >= 0.0) {
+        return Err(Error::range("stim_noise", stim_noise, "finite and >= 0"));
+    }
+    Ok(())
+}
+
 /// `sqrt(2·0.01·sqrt(10)·sqrt(dt)·stim_noise²)`: the input-noise σ of PD and DD, evaluated in
 /// PsychRNN's operation order so NumPy-seeded batches match bit for bit.
 pub(crate) fn pd_noise_sigma(dt: f64, stim_noise: f64) -> f64 {

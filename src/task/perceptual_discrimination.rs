@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Step, Task, TaskSpec, pd_noise_sigma};
+use super::{Step, Task, TaskSpec, check_trial_values, pd_noise_sigma};
 use crate::error::{Error, Result};
 use crate::rng::TrialRng;
 
@@ -168,19 +168,14 @@ impl Task for PerceptualDiscrimination {
         if p.direction > 1 {
             return Err(Error::range("direction", p.direction, "0 or 1"));
         }
-        for (field, v) in [
-            ("coherence", p.coherence),
-            ("onset_time", p.onset_time),
-            ("stim_duration", p.stim_duration),
-        ] {
-            if !v.is_finite() {
-                return Err(Error::range(field, v, "finite"));
-            }
-        }
-        if !(p.stim_noise.is_finite() && p.stim_noise >= 0.0) {
-            return Err(Error::range("stim_noise", p.stim_noise, "finite and >= 0"));
-        }
-        Ok(())
+        check_trial_values(
+            &[
+                ("coherence", p.coherence),
+                ("onset_time", p.onset_time),
+                ("stim_duration", p.stim_duration),
+            ],
+            p.stim_noise,
+        )
     }
 }
 

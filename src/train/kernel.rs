@@ -222,6 +222,47 @@ pub struct Weights<'a, F> {
     pub alpha: &'a [F],
 }
 
+/// A model's effective weights and α in the kernel's layout (owned; [`Effective::weights`]
+/// borrows them together with the biases and initial state).
+#[derive(Clone, Debug)]
+pub struct Effective {
+    /// `[N, I]`.
+    pub w_in: ndarray::Array2<f32>,
+    /// `[N, N]`.
+    pub w_rec: ndarray::Array2<f32>,
+    /// `[O, N]`.
+    pub w_out: ndarray::Array2<f32>,
+    /// `[N]`.
+    pub alpha: Vec<f32>,
+}
+
+impl Effective {
+    /// Derives them from `model` (Dale's law and masks applied).
+    pub fn of(model: &crate::model::RateRnn) -> Self {
+        Self {
+            w_in: model.effective_w_in(),
+            w_rec: model.effective_w_rec(),
+            w_out: model.effective_w_out(),
+            alpha: model.alpha().iter().map(|&a| a as f32).collect(),
+        }
+    }
+
+    /// The kernel's view; `model` supplies biases and initial state.
+    pub fn weights<'a>(&'a self, model: &'a crate::model::RateRnn) -> Weights<'a, f32> {
+        let [init_state, _, _, _, b_rec, b_out] = model.params.slices();
+        let c = "effective weights are contiguous";
+        Weights {
+            w_in: self.w_in.as_slice().expect(c),
+            w_rec: self.w_rec.as_slice().expect(c),
+            w_out: self.w_out.as_slice().expect(c),
+            b_rec,
+            b_out,
+            init_state,
+            alpha: &self.alpha,
+        }
+    }
+}
+
 /// Gradients with respect to the effective weights (same shapes as [`Weights`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Grads<F> {
@@ -611,17 +652,8 @@ mod tests {
         .unwrap();
         let x = ndarray::Array3::from_shape_fn((4, 30, 2), |(b, k, c)| ((b + 2 * k + 3 * c) % 7) as f32 * 0.3);
         let sim = Simulator::from_model(&model).run(&x, &SimOptions::default()).unwrap();
-        let (wi, wr, wo) = (model.effective_w_in(), model.effective_w_rec(), model.effective_w_out());
-        let alpha: Vec<f32> = model.alpha().iter().map(|&a| a as f32).collect();
-        let w = Weights {
-            w_in: wi.as_slice().unwrap(),
-            w_rec: wr.as_slice().unwrap(),
-            w_out: wo.as_slice().unwrap(),
-            b_rec: model.params.b_rec.as_slice().unwrap(),
-            b_out: model.params.b_out.as_slice().unwrap(),
-            init_state: model.params.init_state.as_slice().unwrap(),
-            alpha: &alpha,
-        };
+        let eff = Effective::of(&model);
+        let w = eff.weights(&model);
         let dims = Dims {
             batch: 4,
             steps: 30,

@@ -31,7 +31,7 @@ use crate::io::{LoadOptions, NpyArray, NpyData, WeightsFile};
 use crate::model::RateRnn;
 use crate::rng::TrialRng;
 use crate::task::{Task, TrialBatch};
-use kernel::{Dims, Grads, Weights};
+use kernel::{Dims, Effective, Grads};
 
 /// The training loss (PsychRNN's `loss_function`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -336,38 +336,6 @@ fn stream_seed(seed: u64, update: usize, purpose: Purpose) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Effective weights, flattened, plus α; owned so the kernel can borrow them.
-struct Effective {
-    w_in: Array2<f32>,
-    w_rec: Array2<f32>,
-    w_out: Array2<f32>,
-    alpha: Vec<f32>,
-}
-
-impl Effective {
-    fn of(model: &RateRnn) -> Self {
-        Self {
-            w_in: model.effective_w_in(),
-            w_rec: model.effective_w_rec(),
-            w_out: model.effective_w_out(),
-            alpha: model.alpha().iter().map(|&a| a as f32).collect(),
-        }
-    }
-
-    fn weights<'a>(&'a self, model: &'a RateRnn) -> Weights<'a, f32> {
-        let s = |a: &'a Array1<f32>| a.as_slice().expect("contiguous");
-        Weights {
-            w_in: self.w_in.as_slice().expect("contiguous"),
-            w_rec: self.w_rec.as_slice().expect("contiguous"),
-            w_out: self.w_out.as_slice().expect("contiguous"),
-            b_rec: s(&model.params.b_rec),
-            b_out: s(&model.params.b_out),
-            init_state: s(&model.params.init_state),
-            alpha: &self.alpha,
-        }
-    }
-}
-
 impl Trainer {
     /// Checks `config` against `model`.
     pub fn new(model: RateRnn, config: TrainConfig) -> Result<Self> {
@@ -438,13 +406,12 @@ impl Trainer {
             .position(|(k, _)| k == "dale_ratio")
             .unwrap_or(file.entries.len());
         let mut slots = Vec::new();
-        let tr = self.model.config.trainable;
-        let flags = [tr.init_state, tr.w_in, tr.w_rec, tr.w_out, tr.b_rec, tr.b_out];
+        let flags = self.model.config.trainable.flags();
         for (k, name) in PARAM_NAMES.iter().enumerate().filter(|(k, _)| flags[*k]) {
             for (suffix, data) in [("Adam", &self.m[k]), ("Adam_1", &self.v[k])] {
                 slots.push((
                     format!("{name}/{suffix}"),
-                    crate::io::NpyArray::from_f32(shapes[k].clone(), data.clone()),
+                    NpyArray::from_f32(shapes[k].clone(), data.clone()),
                 ));
             }
         }
@@ -458,20 +425,14 @@ impl Trainer {
     /// counts, Adam's β powers and the trainable flags.
     pub fn checkpoint(&self) -> WeightsFile {
         let mut file = self.to_weights();
-        let p = &self.model.params;
-        let raw = [
-            p.init_state.to_vec(),
-            p.w_in.iter().copied().collect(),
-            p.w_rec.iter().copied().collect(),
-            p.w_out.iter().copied().collect(),
-            p.b_rec.to_vec(),
-            p.b_out.to_vec(),
-        ];
-        for ((name, data), shape) in PARAM_NAMES.iter().zip(raw).zip(param_shapes(&self.model)) {
+        for ((name, data), shape) in PARAM_NAMES
+            .iter()
+            .zip(self.model.params.slices())
+            .zip(param_shapes(&self.model))
+        {
             file.entries
-                .push((format!("psychrnn/raw/{name}"), NpyArray::from_f32(shape, data)));
+                .push((format!("psychrnn/raw/{name}"), NpyArray::from_f32(shape, data.to_vec())));
         }
-        let tr = self.model.config.trainable;
         let int = |v: Vec<i64>| NpyArray {
             shape: vec![v.len()],
             data: NpyData::I64(v),
@@ -484,7 +445,7 @@ impl Trainer {
             "psychrnn/beta_powers".into(),
             NpyArray::from_f32(vec![2], vec![self.beta1_power, self.beta2_power]),
         ));
-        let flags = [tr.init_state, tr.w_in, tr.w_rec, tr.w_out, tr.b_rec, tr.b_out];
+        let flags = self.model.config.trainable.flags();
         file.entries.push((
             "psychrnn/trainable".into(),
             int(flags.iter().map(|&f| f as i64).collect()),
@@ -500,14 +461,7 @@ impl Trainer {
         let mut model = RateRnn::from_weights(file, options)?;
         if let Some(flags) = file.get("psychrnn/trainable").and_then(NpyArray::to_f64_vec) {
             let f = |k: usize| flags.get(k).is_none_or(|&v| v != 0.0);
-            model.config.trainable = crate::model::Trainable {
-                init_state: f(0),
-                w_in: f(1),
-                w_rec: f(2),
-                w_out: f(3),
-                b_rec: f(4),
-                b_out: f(5),
-            };
+            model.config.trainable = crate::model::Trainable::from_flags(std::array::from_fn(f));
         }
         let shapes = param_shapes(&model);
         let read = |key: &str, len: usize| -> Result<Option<Vec<f32>>> {
@@ -525,16 +479,7 @@ impl Trainer {
         for (name, shape) in PARAM_NAMES.iter().zip(&shapes) {
             raw.push(read(&format!("psychrnn/raw/{name}"), shape.iter().product())?);
         }
-        let p = &mut model.params;
-        let targets: [&mut [f32]; 6] = [
-            p.init_state.as_slice_mut().expect("contiguous"),
-            p.w_in.as_slice_mut().expect("contiguous"),
-            p.w_rec.as_slice_mut().expect("contiguous"),
-            p.w_out.as_slice_mut().expect("contiguous"),
-            p.b_rec.as_slice_mut().expect("contiguous"),
-            p.b_out.as_slice_mut().expect("contiguous"),
-        ];
-        for (target, values) in targets.into_iter().zip(raw) {
+        for (target, values) in model.params.slices_mut().into_iter().zip(raw) {
             if let Some(v) = values {
                 target.copy_from_slice(&v);
             }
@@ -907,17 +852,8 @@ impl Trainer {
 
     fn apply(&mut self, grads: &ParamVecs) {
         let lr = self.config.learning_rate as f32;
-        let tr = self.model.config.trainable;
-        let flags = [tr.init_state, tr.w_in, tr.w_rec, tr.w_out, tr.b_rec, tr.b_out];
-        let p = &mut self.model.params;
-        let params: [&mut [f32]; 6] = [
-            p.init_state.as_slice_mut().expect("contiguous"),
-            p.w_in.as_slice_mut().expect("contiguous"),
-            p.w_rec.as_slice_mut().expect("contiguous"),
-            p.w_out.as_slice_mut().expect("contiguous"),
-            p.b_rec.as_slice_mut().expect("contiguous"),
-            p.b_out.as_slice_mut().expect("contiguous"),
-        ];
+        let flags = self.model.config.trainable.flags();
+        let params = self.model.params.slices_mut();
         match self.config.optimizer {
             OptimizerKind::Sgd => {
                 for ((param, g), on) in params.into_iter().zip(grads).zip(flags) {
