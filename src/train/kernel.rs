@@ -339,9 +339,103 @@ impl Transfer {
     }
 }
 
+/// Trials are split into this many independent chunks, run on separate threads where cores
+/// allow. The split is fixed (not the core count) so results do not depend on the machine.
+pub const CHUNKS: usize = 2;
+
+fn chunk_bounds(batch: usize) -> Vec<(usize, usize)> {
+    let n = CHUNKS.min(batch).max(1);
+    (0..n).map(|c| (c * batch / n, (c + 1) * batch / n)).collect()
+}
+
+/// Runs `f` on each chunk, in parallel when more than one core is available; results in order.
+fn per_chunk<R: Send>(bounds: &[(usize, usize)], f: impl Fn(usize, (usize, usize)) -> R + Sync) -> Vec<R> {
+    let parallel = std::thread::available_parallelism().is_ok_and(|n| n.get() > 1) && bounds.len() > 1;
+    if !parallel {
+        return bounds.iter().enumerate().map(|(c, &b)| f(c, b)).collect();
+    }
+    std::thread::scope(|scope| {
+        let f = &f;
+        let handles: Vec<_> = bounds
+            .iter()
+            .enumerate()
+            .skip(1)
+            .map(|(c, &b)| scope.spawn(move || f(c, b)))
+            .collect();
+        let mut out = vec![f(0, bounds[0])];
+        out.extend(handles.into_iter().map(|h| h.join().expect("kernel thread panicked")));
+        out
+    })
+}
+
+/// Rows `[lo, hi)` of every time step of a time-major `[T, B, C]` buffer.
+fn gather_rows<F: Copy>(a: &[F], steps: usize, batch: usize, c: usize, (lo, hi): (usize, usize)) -> Vec<F> {
+    let mut out = Vec::with_capacity(steps * (hi - lo) * c);
+    for k in 0..steps {
+        out.extend_from_slice(&a[(k * batch + lo) * c..(k * batch + hi) * c]);
+    }
+    out
+}
+
+/// Inverse of [`gather_rows`] over all chunks.
+fn scatter_rows<F: Copy + Default>(
+    parts: &[&[F]],
+    bounds: &[(usize, usize)],
+    steps: usize,
+    batch: usize,
+    c: usize,
+) -> Vec<F> {
+    let mut out = vec![F::default(); steps * batch * c];
+    for (part, &(lo, hi)) in parts.iter().zip(bounds) {
+        let rows = hi - lo;
+        for k in 0..steps {
+            out[(k * batch + lo) * c..(k * batch + hi) * c].copy_from_slice(&part[k * rows * c..(k + 1) * rows * c]);
+        }
+    }
+    out
+}
+
 /// Runs the network. `x` is batch-major `[B, T, I]` (as tasks produce it). With `noise`
-/// `(rng, σ)`, each step adds `σ·sqrt(2α)·ξ`, ξ drawn from `rng` in `[T, B, N]` order.
+/// `(rng, σ)`, each step adds `σ·sqrt(2α)·ξ`; each chunk of trials ([`CHUNKS`]) draws ξ from its
+/// own stream seeded from `rng`, in `[T, b, N]` order.
 pub fn forward<F: Real>(
+    dims: Dims,
+    w: &Weights<'_, F>,
+    transfer: Transfer,
+    x: &[F],
+    noise: Option<(&mut TrialRng, f64)>,
+) -> Forward<F> {
+    assert_eq!(x.len(), dims.batch * dims.steps * dims.n_in, "x must be [B, T, I]");
+    let bounds = chunk_bounds(dims.batch);
+    let seeds: Option<(Vec<u64>, f64)> =
+        noise.map(|(rng, sigma)| (bounds.iter().map(|_| rng.next_seed()).collect(), sigma));
+    let row = dims.steps * dims.n_in;
+    let parts = per_chunk(&bounds, |c, (lo, hi)| {
+        let sub = Dims { batch: hi - lo, ..dims };
+        let mut rng = seeds.as_ref().map(|(s, sigma)| (TrialRng::seeded(s[c]), *sigma));
+        forward_chunk(
+            sub,
+            w,
+            transfer,
+            &x[lo * row..hi * row],
+            rng.as_mut().map(|(r, s)| (r, *s)),
+        )
+    });
+    let (t, b) = (dims.steps, dims.batch);
+    let merge = |get: &dyn Fn(&Forward<F>) -> &[F], c: usize| {
+        let slices: Vec<&[F]> = parts.iter().map(get).collect();
+        scatter_rows(&slices, &bounds, t, b, c)
+    };
+    Forward {
+        dims,
+        x: merge(&|f| &f.x, dims.n_in),
+        states: merge(&|f| &f.states, dims.n_rec),
+        rates: merge(&|f| &f.rates, dims.n_rec),
+        outputs: merge(&|f| &f.outputs, dims.n_out),
+    }
+}
+
+fn forward_chunk<F: Real>(
     dims: Dims,
     w: &Weights<'_, F>,
     transfer: Transfer,
@@ -422,8 +516,50 @@ pub fn forward<F: Real>(
 
 /// BPTT. `g_outputs` is `∂L/∂z`, time-major `[T, B, O]`; `g_states` (optional) adds a direct
 /// `∂L/∂x`, time-major `[T, B, N]` (e.g. from a firing-rate regulariser). Returns the gradients
-/// with respect to the effective weights.
+/// with respect to the effective weights (chunks summed in a fixed order).
 pub fn backward<F: Real>(
+    fwd: &Forward<F>,
+    w: &Weights<'_, F>,
+    transfer: Transfer,
+    g_outputs: &[F],
+    g_states: Option<&[F]>,
+) -> Grads<F> {
+    let d = fwd.dims;
+    assert_eq!(g_outputs.len(), d.steps * d.batch * d.n_out);
+    let bounds = chunk_bounds(d.batch);
+    let parts = per_chunk(&bounds, |_, range| {
+        let g = |a: &[F], c: usize| gather_rows(a, d.steps, d.batch, c, range);
+        let sub = Forward {
+            dims: Dims {
+                batch: range.1 - range.0,
+                ..d
+            },
+            x: g(&fwd.x, d.n_in),
+            states: g(&fwd.states, d.n_rec),
+            rates: g(&fwd.rates, d.n_rec),
+            outputs: Vec::new(),
+        };
+        let gs = g_states.map(|a| g(a, d.n_rec));
+        backward_chunk(&sub, w, transfer, &g(g_outputs, d.n_out), gs.as_deref())
+    });
+    let mut parts = parts.into_iter();
+    let mut total = parts.next().expect("at least one chunk");
+    for p in parts {
+        for (acc, add) in [
+            (&mut total.w_in, &p.w_in),
+            (&mut total.w_rec, &p.w_rec),
+            (&mut total.w_out, &p.w_out),
+            (&mut total.b_rec, &p.b_rec),
+            (&mut total.b_out, &p.b_out),
+            (&mut total.init_state, &p.init_state),
+        ] {
+            acc.iter_mut().zip(add).for_each(|(a, &b)| *a = *a + b);
+        }
+    }
+    total
+}
+
+fn backward_chunk<F: Real>(
     fwd: &Forward<F>,
     w: &Weights<'_, F>,
     transfer: Transfer,
