@@ -18,7 +18,7 @@ pub mod pickle;
 
 use std::path::Path;
 
-use ndarray::{Array1, Array2, Array3, ArrayD, IxDyn};
+use ndarray::{Array1, Array2, Array3};
 
 pub use npy::{NpyArray, NpyData, NpyError};
 pub use pickle::PyValue;
@@ -399,9 +399,4 @@ pub fn to_npy<A: Copy + Into<f64>, D: ndarray::Dimension>(a: &ndarray::Array<A, 
     } else {
         NpyArray::from_f64(shape, a.iter().map(|&v| v.into()).collect())
     }
-}
-
-/// An `.npy` array as an f64 ndarray of any rank.
-pub fn to_ndarray(a: &NpyArray) -> Option<ArrayD<f64>> {
-    ArrayD::from_shape_vec(IxDyn(&a.shape), a.to_f64_vec()?).ok()
 }
