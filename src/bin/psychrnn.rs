@@ -172,16 +172,30 @@ fn read_json(path: &Path) -> Result<Value> {
     })
 }
 
-fn batch(args: BatchArgs) -> Result<()> {
-    refuse_overwrite(&args.out, args.force)?;
-    let mut config = match &args.task_config {
+/// Parses `value` as `T`, naming `path` in the error.
+fn parse<T: serde::de::DeserializeOwned>(value: Value, path: &Path) -> Result<T> {
+    serde_json::from_value(value).map_err(|e| Error::Config {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// A built-in task from `--task`, `--task-config` and an optional `N_batch` override; also
+/// returns the config as used, for the run record.
+fn load_task(name: &str, config: Option<&Path>, n_batch: Option<usize>) -> Result<(BuiltinTask, Value)> {
+    let mut config = match config {
         Some(p) => read_json(p)?,
         None => Value::Object(Default::default()),
     };
-    if let (Some(n), Value::Object(map)) = (args.n, &mut config) {
+    if let (Some(n), Value::Object(map)) = (n_batch, &mut config) {
         map.insert("N_batch".into(), n.into());
     }
-    let task = BuiltinTask::new(&args.task, &config)?;
+    Ok((BuiltinTask::new(name, &config)?, config))
+}
+
+fn batch(args: BatchArgs) -> Result<()> {
+    refuse_overwrite(&args.out, args.force)?;
+    let (task, _) = load_task(&args.task, args.task_config.as_deref(), args.n)?;
     let trials = args.trials.as_deref().map(read_json).transpose()?;
     let mut rng = match args.numpy_seed {
         Some(s) => TrialRng::numpy(s),
@@ -292,20 +306,10 @@ fn train(args: TrainArgs) -> Result<()> {
     if nonempty && !args.force {
         return Err(Error::Exists { path: args.out.clone() });
     }
-    let mut task_config = match &args.task_config {
-        Some(p) => read_json(p)?,
-        None => Value::Object(Default::default()),
-    };
-    if let (Some(n), Value::Object(map)) = (args.batch_size, &mut task_config) {
-        map.insert("N_batch".into(), n.into());
-    }
-    let task = BuiltinTask::new(&args.task, &task_config)?;
+    let (task, task_config) = load_task(&args.task, args.task_config.as_deref(), args.batch_size)?;
     let spec = task.spec().clone();
     let mut config: TrainConfig = match &args.config {
-        Some(p) => serde_json::from_value(read_json(p)?).map_err(|e| Error::Config {
-            path: p.display().to_string(),
-            message: e.to_string(),
-        })?,
+        Some(p) => parse(read_json(p)?, p)?,
         None => TrainConfig::default(),
     };
     config.seed = args.seed;
@@ -318,31 +322,27 @@ fn train(args: TrainArgs) -> Result<()> {
     if let Some(n) = args.iterations {
         config.training_iters = n * spec.n_batch;
     }
-    let model_config = RateRnnConfig {
-        n_rec: args.n_rec,
-        dale_ratio: args.dale_ratio,
-        rec_noise: args.rec_noise,
-        transfer: args.transfer,
-        ..RateRnnConfig::for_task(&spec)
-    };
-    let model = match &args.init_weights {
-        Some(path) => RateRnnConfig {
-            initializer: Initializer::File { path: path.clone() },
-            ..model_config
-        }
-        .init(&mut TrialRng::seeded(args.seed))?,
-        None => model_config.init(&mut TrialRng::seeded(args.seed))?,
-    };
     let mut trainer = match &args.resume {
-        None => Trainer::new(model, config)?,
+        None => {
+            let model = RateRnnConfig {
+                n_rec: args.n_rec,
+                dale_ratio: args.dale_ratio,
+                rec_noise: args.rec_noise,
+                transfer: args.transfer,
+                initializer: match &args.init_weights {
+                    Some(path) => Initializer::File { path: path.clone() },
+                    None => Initializer::default(),
+                },
+                ..RateRnnConfig::for_task(&spec)
+            }
+            .init(&mut TrialRng::seeded(args.seed))?;
+            Trainer::new(model, config)?
+        }
         Some(dir) => {
-            let previous = read_json(&dir.join("config.json"))?;
-            let bad = |e: serde_json::Error| Error::Config {
-                path: dir.join("config.json").display().to_string(),
-                message: e.to_string(),
-            };
-            let old_model: RateRnnConfig = serde_json::from_value(previous["model"].clone()).map_err(bad)?;
-            let old_train: TrainConfig = serde_json::from_value(previous["train"].clone()).map_err(bad)?;
+            let path = dir.join("config.json");
+            let previous = read_json(&path)?;
+            let old_model: RateRnnConfig = parse(previous["model"].clone(), &path)?;
+            let old_train: TrainConfig = parse(previous["train"].clone(), &path)?;
             let options = LoadOptions::from_config(&old_model);
             let file = WeightsFile::read(dir.join("weights.npz"))?;
             let train = TrainConfig {

@@ -192,30 +192,24 @@ impl TrainConfig {
                 return Err(Error::range("epsilon", epsilon, "finite and > 0"));
             }
         }
-        let (i, n, o) = (model.n_in(), model.n_rec(), model.n_out());
         let fw = &self.fixed_weights;
-        type Check<'a> = (&'static str, Option<&'a [usize]>, [usize; 2]);
-        let checks: [Check; 6] = [
-            ("fixed_weights.w_in", fw.w_in.as_ref().map(|a| a.shape()), [n, i]),
-            ("fixed_weights.w_rec", fw.w_rec.as_ref().map(|a| a.shape()), [n, n]),
-            ("fixed_weights.w_out", fw.w_out.as_ref().map(|a| a.shape()), [o, n]),
-            ("fixed_weights.b_rec", fw.b_rec.as_ref().map(|a| a.shape()), [n, 1]),
-            ("fixed_weights.b_out", fw.b_out.as_ref().map(|a| a.shape()), [o, 1]),
-            (
-                "fixed_weights.init_state",
-                fw.init_state.as_ref().map(|a| a.shape()),
-                [n, 1],
-            ),
+        let p = &model.params;
+        let param_shapes = [
+            p.init_state.shape(),
+            p.w_in.shape(),
+            p.w_rec.shape(),
+            p.w_out.shape(),
+            p.b_rec.shape(),
+            p.b_out.shape(),
         ];
-        for (field, got, want) in checks {
-            if let Some(got) = got {
-                let want: &[usize] = if got.len() == 1 { &want[..1] } else { &want };
-                if got != want {
-                    return Err(Error::shape(field, want, got));
-                }
+        let fields = ["init_state", "w_in", "w_rec", "w_out", "b_rec", "b_out"];
+        for ((name, got), want) in fields.iter().zip(fw.shapes()).zip(want_shapes) {
+            if let Some(got) = got
+                && got != want
+            {
+                return Err(Error::shape(format!("fixed_weights.{name}"), want, got));
             }
         }
-        let fields = ["init_state", "w_in", "w_rec", "w_out", "b_rec", "b_out"];
         for (name, values) in fields.iter().zip(fw.slices()) {
             if let Some(v) = values.into_iter().flatten().find(|&&v| v != 0.0 && v != 1.0) {
                 return Err(Error::range(format!("fixed_weights.{name}"), v, "entries 0 or 1"));
@@ -226,6 +220,18 @@ impl TrainConfig {
 }
 
 impl FixedWeights {
+    /// Shapes of the masks given, in [`PARAM_NAMES`] order.
+    fn shapes(&self) -> [Option<&[usize]>; 6] {
+        [
+            self.init_state.as_ref().map(|a| a.shape()),
+            self.w_in.as_ref().map(|a| a.shape()),
+            self.w_rec.as_ref().map(|a| a.shape()),
+            self.w_out.as_ref().map(|a| a.shape()),
+            self.b_rec.as_ref().map(|a| a.shape()),
+            self.b_out.as_ref().map(|a| a.shape()),
+        ]
+    }
+
     /// The masks in [`PARAM_NAMES`] order.
     fn slices(&self) -> [Option<&[f32]>; 6] {
         [
