@@ -194,7 +194,7 @@ impl TrainConfig {
         }
         let fw = &self.fixed_weights;
         let p = &model.params;
-        let param_shapes = [
+        let want_shapes = [
             p.init_state.shape(),
             p.w_in.shape(),
             p.w_rec.shape(),
