@@ -54,6 +54,13 @@ pub enum Error {
     /// Training met a NaN or infinite loss or gradient; the weights were left as they were.
     #[error("non-finite {what}; training stopped, weights kept from the last good update")]
     NonFinite { what: String },
+    /// Settings that are each valid but do not go together (e.g. a performance cutoff without a
+    /// performance measure).
+    #[error("invalid {field}: {message}")]
+    Invalid { field: String, message: String },
+    /// A table (DataFrame) could not be built or written.
+    #[error("{what}: {message}")]
+    Table { what: String, message: String },
     /// Refusing to overwrite something the user saved.
     #[error("{path} already exists; pass --force (or `overwrite = true`) to replace it")]
     Exists { path: PathBuf },
@@ -78,6 +85,14 @@ impl Error {
             field: field.into(),
             expected: expected.to_vec(),
             got: got.to_vec(),
+        }
+    }
+
+    /// An [`Error::Invalid`].
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Invalid {
+            field: field.into(),
+            message: message.into(),
         }
     }
 

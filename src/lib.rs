@@ -35,14 +35,19 @@ pub mod simulate;
 pub mod task;
 pub mod train;
 
+/// burn, for custom losses and regularisers (`burn::Tensor`) without a separate dependency.
+pub use burn;
 pub use error::{Error, Result};
+/// polars, for the tables psychrnn returns.
+pub use polars;
 
 /// The names a notebook or script needs.
 pub mod prelude {
     pub use crate::error::{Error, Result};
     pub use crate::io::{LoadOptions, WeightsFile};
     pub use crate::model::{
-        Constraints, Initializer, RandInit, RateRnn, RateRnnConfig, RateRnnParams, Tau, Trainable, Transfer,
+        Cell, Constraints, GatedRnn, GatedRnnConfig, GatedRnnParams, Initializer, RandInit, RateRnn, RateRnnConfig,
+        RateRnnParams, Tau, Trainable, Transfer,
     };
     pub use crate::rng::TrialRng;
     pub use crate::simulate::{SimOptions, Simulation, Simulator};
@@ -51,6 +56,11 @@ pub mod prelude {
         MatchToCategoryConfig, MatchToCategoryParams, PerceptualDiscrimination, PerceptualDiscriminationConfig,
         PerceptualDiscriminationParams, Step, Task, TaskSpec, TrialBatch,
     };
-    pub use crate::train::{Loss, TrainConfig, Trainer};
+    pub use crate::train::{
+        Curriculum, History, HistoryRow, Loss, LossInputs, PerformanceMeasure, Progress, RegularizerInputs, StopReason,
+        TaskMixture, TrainConfig, TrainDevice, TrainReport, Trainer, TrialData,
+    };
+    pub use burn::Tensor;
     pub use ndarray::{Array1, Array2, Array3};
+    pub use polars::prelude::DataFrame;
 }

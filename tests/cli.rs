@@ -285,7 +285,7 @@ fn train_and_resume() {
         ];
         args.extend_from_slice(extra);
         let printed = ok(&args);
-        assert!(printed.contains("accuracy on a fresh batch"), "{printed}");
+        assert!(printed.contains("on fresh trials"), "{printed}");
         out
     };
     let straight = run("straight", &["--iterations", "4"]);
@@ -300,7 +300,7 @@ fn train_and_resume() {
     assert_eq!(config["updates"], 4);
     assert_eq!(config["model"]["n_rec"], 12);
     let history = std::fs::read_to_string(straight.join("history.csv")).unwrap();
-    assert!(history.starts_with("update,trials,loss,accuracy,wall_time_s"));
+    assert!(history.starts_with("update,trials,loss,accuracy,stage,wall_time_s"));
     // A non-empty output folder is kept unless --force.
     fails(
         &[

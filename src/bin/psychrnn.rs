@@ -9,8 +9,8 @@ use psychrnn::io::{self, LoadOptions, NpyArray, WeightsFile, refuse_overwrite, t
 use psychrnn::model::{Initializer, RateRnn, RateRnnConfig, Tau, Transfer};
 use psychrnn::rng::TrialRng;
 use psychrnn::simulate::{SimOptions, Simulator};
-use psychrnn::task::{BuiltinTask, Task, TaskVisitor, params_to_arrays};
-use psychrnn::train::{TrainConfig, TrainReport, Trainer};
+use psychrnn::task::{BuiltinTask, TaskSpec, params_to_arrays};
+use psychrnn::train::{TrainConfig, TrainDevice, Trainer, TrialData};
 use serde_json::Value;
 
 #[derive(Parser)]
@@ -32,17 +32,22 @@ enum Command {
     Simulate(SimulateArgs),
     /// Print a task's accuracy for outputs against a batch's targets and mask.
     Accuracy(AccuracyArgs),
-    /// Train a rate RNN on a task; writes weights.npz, config.json and history.csv to --out.
+    /// Train a rate RNN on a task or fixed data; writes weights.npz, config.json and
+    /// history.csv/.parquet to --out.
     Train(TrainArgs),
 }
 
 #[derive(Args)]
 struct TrainArgs {
     /// perceptual-discrimination | delayed-discrimination | match-to-category
+    #[arg(long, required_unless_present = "data", conflicts_with = "data")]
+    task: Option<String>,
+    /// Train on the fixed x, y, mask ([trials, time, ·]) of this .npz (e.g. from `psychrnn batch`),
+    /// batch after batch in order; its dt and tau keys, when present, set the time grid.
     #[arg(long)]
-    task: String,
+    data: Option<PathBuf>,
     /// JSON object of PsychRNN task constructor arguments (dt, tau, T, ...).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "data")]
     task_config: Option<PathBuf>,
     /// JSON object of training parameters (psychrnn's TrainConfig keys); flags override it.
     #[arg(long)]
@@ -81,6 +86,10 @@ struct TrainArgs {
     /// --training-iters/--iterations then count the additional trials/updates.
     #[arg(long)]
     resume: Option<PathBuf>,
+    /// Where the forward/backward pass runs: flex (pure-Rust CPU, default), libtorch,
+    /// libtorch-cuda or libtorch-cuda:N (builds with `--features tch`).
+    #[arg(long)]
+    device: Option<String>,
     /// Output folder (must be empty or absent unless --force).
     #[arg(long)]
     out: PathBuf,
@@ -275,28 +284,35 @@ fn accuracy(args: AccuracyArgs) -> Result<()> {
     Ok(())
 }
 
-struct TrainOn<'a>(&'a mut Trainer);
-
-impl TaskVisitor for TrainOn<'_> {
-    type Output = Result<TrainReport>;
-    fn visit<T: Task>(self, task: &T) -> Self::Output {
-        self.0.train(task)
+/// Accuracy on fresh batches, at least 512 trials in all.
+fn fresh_accuracy(trainer: &Trainer, task: &BuiltinTask, seed: u64) -> Result<f64> {
+    let mut rng = TrialRng::seeded(seed);
+    let n = 512usize.div_ceil(task.spec().n_batch);
+    let mut total = 0.0;
+    for _ in 0..n {
+        total += trainer.accuracy(task, &mut rng)?;
     }
+    Ok(total / n as f64)
 }
 
-/// Accuracy on a fresh batch of at least 512 trials.
-struct AccuracyOf<'a> {
-    trainer: &'a Trainer,
-    seed: u64,
-}
-
-impl TaskVisitor for AccuracyOf<'_> {
-    type Output = f64;
-    fn visit<T: Task>(self, task: &T) -> f64 {
-        let mut rng = TrialRng::seeded(self.seed);
-        let n = 512usize.div_ceil(task.spec().n_batch);
-        (0..n).map(|_| self.trainer.accuracy(task, &mut rng)).sum::<f64>() / n as f64
-    }
+/// Training data from a `psychrnn batch`-style `.npz`: x, y, mask, and dt/tau when present.
+fn load_data(path: &Path, batch_size: Option<usize>) -> Result<TrialData> {
+    let file = WeightsFile::read(path)?;
+    let f32s = |key: &str| -> Result<ndarray::Array3<f32>> { Ok(io::read_array3(path, key)?.mapv(|v| v as f32)) };
+    let scalar = |key: &str, default: f64| {
+        file.get(key)
+            .and_then(NpyArray::to_f64_vec)
+            .and_then(|v| v.first().copied())
+            .unwrap_or(default)
+    };
+    TrialData::new(
+        f32s("x")?,
+        f32s("y")?,
+        f32s("mask")?,
+        batch_size.unwrap_or(128),
+        scalar("dt", 10.0),
+        scalar("tau", 100.0),
+    )
 }
 
 fn train(args: TrainArgs) -> Result<()> {
@@ -306,8 +322,17 @@ fn train(args: TrainArgs) -> Result<()> {
     if nonempty && !args.force {
         return Err(Error::Exists { path: args.out.clone() });
     }
-    let (task, task_config) = load_task(&args.task, args.task_config.as_deref(), args.batch_size)?;
-    let spec = task.spec().clone();
+    let (source, task_config) = match (&args.task, &args.data) {
+        (Some(name), None) => {
+            let (task, config) = load_task(name, args.task_config.as_deref(), args.batch_size)?;
+            (Data::Task(task), config)
+        }
+        (None, Some(path)) => (Data::Fixed(load_data(path, args.batch_size)?), Value::Null),
+        _ => {
+            return Err(Error::invalid("--task/--data", "give exactly one of the two"));
+        }
+    };
+    let spec = source.spec().clone();
     let mut config: TrainConfig = match &args.config {
         Some(p) => parse(read_json(p)?, p)?,
         None => TrainConfig::default(),
@@ -321,6 +346,9 @@ fn train(args: TrainArgs) -> Result<()> {
     }
     if let Some(n) = args.iterations {
         config.training_iters = n * spec.n_batch;
+    }
+    if let Some(d) = &args.device {
+        config.device = TrainDevice::from_name(d)?;
     }
     let mut trainer = match &args.resume {
         None => {
@@ -352,22 +380,33 @@ fn train(args: TrainArgs) -> Result<()> {
             Trainer::resume(&file, &options, train)?
         }
     };
-    let n_updates = trainer.config().training_iters.div_ceil(spec.n_batch);
+    let what = args
+        .task
+        .clone()
+        .unwrap_or_else(|| format!("{}", args.data.as_ref().expect("checked").display()));
     println!(
-        "training {} units on {} for {n_updates} updates of {} trials",
+        "training {} units on {what} for {} updates of {} trials",
         trainer.model().n_rec(),
-        args.task,
+        trainer.config().training_iters.div_ceil(spec.n_batch),
         spec.n_batch
     );
-    let report = task.visit(TrainOn(&mut trainer))?;
-    let accuracy = task.visit(AccuracyOf {
-        trainer: &trainer,
-        seed: args.seed ^ 0xACC,
-    });
+    let report = match &source {
+        Data::Task(task) => trainer.train(task)?,
+        Data::Fixed(data) => trainer.train_data(data)?,
+    };
+    let accuracy = match &source {
+        Data::Task(task) => fresh_accuracy(&trainer, task, args.seed ^ 0xACC)?,
+        Data::Fixed(data) => {
+            let all = data.all();
+            let outputs = trainer.outputs(&all, &mut TrialRng::seeded(args.seed ^ 0xACC))?;
+            data.score(all.y.view(), outputs.view(), all.mask.view())
+        }
+    };
     std::fs::create_dir_all(&args.out).map_err(|e| Error::io(&args.out, e))?;
     trainer.checkpoint().write(args.out.join("weights.npz"), true)?;
     let run = serde_json::json!({
         "task": args.task,
+        "data": args.data,
         "task_config": task_config,
         "model": trainer.model().config,
         "train": trainer.config(),
@@ -378,21 +417,43 @@ fn train(args: TrainArgs) -> Result<()> {
     });
     let json = serde_json::to_string_pretty(&run).expect("config serialises");
     std::fs::write(args.out.join("config.json"), json).map_err(|e| Error::io(args.out.join("config.json"), e))?;
-    let mut csv = String::from("update,trials,loss,accuracy,wall_time_s\n");
-    for r in trainer.history() {
-        let acc = r.accuracy.map(|a| a.to_string()).unwrap_or_default();
-        csv += &format!("{},{},{},{},{}\n", r.update, r.trials, r.loss, acc, r.wall_time_s);
-    }
-    std::fs::write(args.out.join("history.csv"), csv).map_err(|e| Error::io(args.out.join("history.csv"), e))?;
-    let last_loss = trainer.history().last().map(|r| r.loss).unwrap_or(f64::NAN);
+    trainer.history().write_csv(args.out.join("history.csv"), true)?;
+    trainer
+        .history()
+        .write_parquet(args.out.join("history.parquet"), true)?;
+    let last_loss = trainer.history().losses().last().copied().unwrap_or(f64::NAN);
     println!(
-        "done: {} updates in {:.1} s ({:.1} ms/update), final loss {last_loss:.5}, accuracy on a fresh batch {accuracy:.3}",
+        "done: {} updates in {:.1} s ({:.1} ms/update), {:?}; final loss {last_loss:.5}, accuracy {accuracy:.3} on {}",
         report.updates,
         report.seconds,
-        1000.0 * report.seconds / report.updates.max(1) as f64
+        1000.0 * report.seconds / report.updates.max(1) as f64,
+        report.stop,
+        if args.task.is_some() {
+            "fresh trials"
+        } else {
+            "the training data"
+        },
     );
-    println!("wrote {}/{{weights.npz, config.json, history.csv}}", args.out.display());
+    println!(
+        "wrote {}/{{weights.npz, config.json, history.csv, history.parquet}}",
+        args.out.display()
+    );
     Ok(())
+}
+
+/// What `psychrnn train` trains on.
+enum Data {
+    Task(BuiltinTask),
+    Fixed(TrialData),
+}
+
+impl Data {
+    fn spec(&self) -> &TaskSpec {
+        match self {
+            Data::Task(t) => t.spec(),
+            Data::Fixed(d) => d.spec(),
+        }
+    }
 }
 
 fn main() -> ExitCode {

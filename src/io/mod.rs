@@ -13,6 +13,7 @@
 //! # Ok::<(), psychrnn::Error>(())
 //! ```
 
+mod gated;
 pub mod npy;
 pub mod pickle;
 

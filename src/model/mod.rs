@@ -20,11 +20,13 @@
 //! # Ok::<(), psychrnn::Error>(())
 //! ```
 
+mod gated;
 mod init;
 
 use ndarray::{Array1, Array2};
 use serde::{Deserialize, Serialize};
 
+pub use gated::{Cell, GatedRnn, GatedRnnConfig, GatedRnnParams};
 pub use init::{Initializer, RandInit};
 
 use crate::error::{Error, Result, check_positive};

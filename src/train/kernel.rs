@@ -435,6 +435,32 @@ pub fn forward<F: Real>(
     }
 }
 
+/// Adds `σ_j·ξ` to each row of `block` (`[rows, N]`), drawing ξ row by row.
+fn add_noise<F: Real>(rng: &mut TrialRng, std: &[f64], block: &mut [F]) {
+    for row in block.chunks_exact_mut(std.len()) {
+        for (s, sd) in row.iter_mut().zip(std) {
+            *s = *s + F::of(sd * rng.normal());
+        }
+    }
+}
+
+/// The recurrent noise [`forward`] adds, `σ·sqrt(2α)·ξ`, time-major `[T, B, N]`, drawn from `rng`
+/// in the same order (one stream per chunk of trials).
+pub fn noise(dims: Dims, alpha: &[f32], sigma: f64, rng: &mut TrialRng) -> Vec<f32> {
+    let (t, b, n) = (dims.steps, dims.batch, dims.n_rec);
+    let std: Vec<f64> = alpha.iter().map(|&a| sigma * (2.0 * a as f64).sqrt()).collect();
+    let bounds = chunk_bounds(b);
+    let seeds: Vec<u64> = bounds.iter().map(|_| rng.next_seed()).collect();
+    let mut out = vec![0.0f32; t * b * n];
+    for (&(lo, hi), seed) in bounds.iter().zip(seeds) {
+        let mut r = TrialRng::seeded(seed);
+        for k in 0..t {
+            add_noise(&mut r, &std, &mut out[(k * b + lo) * n..(k * b + hi) * n]);
+        }
+    }
+    out
+}
+
 fn forward_chunk<F: Real>(
     dims: Dims,
     w: &Weights<'_, F>,
@@ -489,11 +515,7 @@ fn forward_chunk<F: Real>(
             }
         }
         if let Some(rng) = rng.as_deref_mut() {
-            for row in cur.chunks_exact_mut(n) {
-                for (s, sd) in row.iter_mut().zip(&noise_std) {
-                    *s = *s + F::of(sd * rng.normal());
-                }
-            }
+            add_noise(rng, &noise_std, cur);
         }
         for (r, &s) in rates[k * block..(k + 1) * block].iter_mut().zip(cur.iter()) {
             *r = transfer.apply_f(s);

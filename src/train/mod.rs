@@ -19,19 +19,54 @@
 //! # Ok::<(), psychrnn::Error>(())
 //! ```
 
+pub mod custom;
+pub mod graph;
+mod history;
 pub mod kernel;
+mod source;
 
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use ndarray::{Array1, Array2, Array3};
+use ndarray::{Array1, Array2, Array3, ArrayView3};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::io::{LoadOptions, NpyArray, NpyData, WeightsFile};
+use crate::io::{LoadOptions, NpyArray, NpyData, WeightsFile, refuse_overwrite};
 use crate::model::RateRnn;
 use crate::rng::TrialRng;
-use crate::task::{Task, TrialBatch};
+use crate::task::{TaskSpec, TrialBatch};
+pub use custom::{CustomLoss, CustomRegularizer, LossInputs, RegularizerInputs};
+use history::Reporter;
+pub use history::{History, HistoryRow, Progress, write_csv, write_parquet};
 use kernel::{Dims, Effective, Grads};
+pub use source::{AccuracyFn, Curriculum, TaskMixture, TrainingTask, TrialData};
+
+/// `path` with `.npz` appended when it has another or no extension (as `np.savez`).
+fn with_npz(path: &Path) -> PathBuf {
+    if path.extension().is_some_and(|e| e == "npz") {
+        path.to_path_buf()
+    } else {
+        let mut s = path.as_os_str().to_owned();
+        s.push(".npz");
+        PathBuf::from(s)
+    }
+}
+
+/// PsychRNN's checkpoint name: `<prefix><update>.npz`.
+fn checkpoint_path(prefix: &Path, update: usize) -> PathBuf {
+    let mut s = prefix.as_os_str().to_owned();
+    s.push(format!("{update}.npz"));
+    PathBuf::from(s)
+}
+
+/// Creates the folder `path` goes in (PsychRNN's `makedirs`).
+fn create_parent(path: &Path) -> Result<()> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e)),
+        _ => Ok(()),
+    }
+}
 
 /// The training loss (PsychRNN's `loss_function`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -42,6 +77,21 @@ pub enum Loss {
     MeanSquaredError,
     /// `mean(mask ⊙ −(y·log(p + 1e-7) + (1 − y)·log(1 − p + 1e-7)))`, `p = clip(z, 1e-7, 1 − 1e-7)`.
     BinaryCrossEntropy,
+    /// `Σ_{b,t} −Σ_k mask·y_k·log softmax(z)_k / (B·T)`: the outputs are logits over choices at
+    /// every time step.
+    SoftmaxCrossEntropy,
+    /// A closure given with [`Trainer::with_custom_loss`].
+    Custom,
+}
+
+/// What decides early stopping (PsychRNN's `performance_measure`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PerformanceMeasure {
+    /// The task's accuracy (the current curriculum stage's; the mean over a mixture's tasks).
+    Accuracy,
+    /// A closure given with [`Trainer::with_performance_measure`].
+    Custom,
 }
 
 /// Per-element 0/1 masks of entries that must not change (1 = fixed), any subset of parameters.
@@ -95,8 +145,23 @@ pub struct TrainConfig {
     pub l2_firing_rate: f64,
     /// Entries that never move.
     pub fixed_weights: FixedWeights,
-    /// Stop once the task's accuracy on a fresh batch reaches this (checked after every update).
+    /// Measured on a fresh batch after every update; training stops once it reaches
+    /// `performance_cutoff`. Give both or neither.
+    pub performance_measure: Option<PerformanceMeasure>,
+    /// See `performance_measure`.
     pub performance_cutoff: Option<f64>,
+    /// Where the trained weights are written when a training call ends (PsychRNN format with Adam
+    /// slots; `.npz` appended when missing). Never overwrites.
+    pub save_weights_path: Option<PathBuf>,
+    /// Prefix of checkpoints written every `save_training_weights_epoch` updates during training:
+    /// `<prefix><update>.npz` (as PsychRNN), resumable with [`Trainer::resume`]. Never overwrites.
+    pub training_weights_path: Option<PathBuf>,
+    /// Updates between checkpoints.
+    pub save_training_weights_epoch: usize,
+    /// Progress bar, plain lines or nothing.
+    pub progress: Progress,
+    /// Where the forward and backward pass run.
+    pub device: TrainDevice,
     /// Seed of the trials, the recurrent noise and the accuracy batches: update k uses streams
     /// derived from `(seed, k)`, so a resumed run continues exactly where it stopped.
     pub seed: u64,
@@ -119,8 +184,78 @@ impl Default for TrainConfig {
             l2_out: 0.0,
             l2_firing_rate: 0.0,
             fixed_weights: FixedWeights::default(),
+            performance_measure: None,
             performance_cutoff: None,
+            save_weights_path: None,
+            training_weights_path: None,
+            save_training_weights_epoch: 100,
+            progress: Progress::Auto,
+            device: TrainDevice::Flex,
             seed: 0,
+        }
+    }
+}
+
+/// Where training computes its forward and backward passes. The optimiser, the loss and the
+/// constraints run on the host in every case, so the devices differ only by float rounding.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TrainDevice {
+    /// Pure-Rust CPU: the rate RNN's fused forward/BPTT kernel (other models: burn-flex autodiff).
+    #[default]
+    Flex,
+    /// libtorch on the CPU, through burn-tch (psychrnn built with `--features tch`).
+    Libtorch,
+    /// libtorch on CUDA GPU `index` (psychrnn built with `--features tch`, libtorch with CUDA).
+    LibtorchCuda(usize),
+}
+
+impl TrainDevice {
+    /// Parses `flex`, `libtorch`, `libtorch-cuda` (GPU 0) or `libtorch-cuda:N`.
+    pub fn from_name(name: &str) -> Result<Self> {
+        let unknown = || Error::Unknown {
+            kind: "device",
+            name: name.to_string(),
+            known: "flex, libtorch, libtorch-cuda, libtorch-cuda:N".into(),
+        };
+        match name {
+            "flex" => Ok(Self::Flex),
+            "libtorch" => Ok(Self::Libtorch),
+            "libtorch-cuda" => Ok(Self::LibtorchCuda(0)),
+            _ => name
+                .strip_prefix("libtorch-cuda:")
+                .and_then(|i| i.parse().ok())
+                .map(Self::LibtorchCuda)
+                .ok_or_else(unknown),
+        }
+    }
+
+    /// The burn autodiff device of the graph engine; `None` for the fused kernel. Fails when this
+    /// build has no libtorch, or libtorch sees no such CUDA device.
+    pub fn burn_device(self) -> Result<Option<burn::tensor::Device>> {
+        match self {
+            Self::Flex => Ok(None),
+            #[cfg(feature = "tch")]
+            #[allow(deprecated)]
+            Self::Libtorch => Ok(Some(burn::tensor::Device::libtorch().autodiff())),
+            #[cfg(feature = "tch")]
+            #[allow(deprecated)]
+            Self::LibtorchCuda(index) => {
+                let available = tch::Cuda::device_count().max(0) as usize;
+                if index >= available {
+                    return Err(Error::range(
+                        "device",
+                        format!("libtorch-cuda:{index}"),
+                        format!("a CUDA device index < {available} (libtorch sees {available})"),
+                    ));
+                }
+                Ok(Some(burn::tensor::Device::libtorch_cuda(index).autodiff()))
+            }
+            #[cfg(not(feature = "tch"))]
+            Self::Libtorch | Self::LibtorchCuda(_) => Err(Error::invalid(
+                "device",
+                "libtorch needs psychrnn built with `--features tch` (see scripts/setup-libtorch.sh)",
+            )),
         }
     }
 }
@@ -164,6 +299,25 @@ impl TrainConfig {
         if self.loss_epoch == 0 {
             return Err(Error::range("loss_epoch", 0, ">= 1"));
         }
+        if self.save_training_weights_epoch == 0 {
+            return Err(Error::range("save_training_weights_epoch", 0, ">= 1"));
+        }
+        self.device.burn_device()?;
+        match (self.performance_measure, self.performance_cutoff) {
+            (Some(_), None) => {
+                return Err(Error::invalid(
+                    "performance_measure",
+                    "given without performance_cutoff; set both or neither",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(Error::invalid(
+                    "performance_cutoff",
+                    "given without performance_measure; set both or neither",
+                ));
+            }
+            _ => {}
+        }
         for (field, v) in [
             ("l1_in", self.l1_in),
             ("l1_rec", self.l1_rec),
@@ -177,10 +331,13 @@ impl TrainConfig {
                 return Err(Error::range(field, v, "finite and >= 0"));
             }
         }
-        if let Some(c) = self.performance_cutoff
-            && !(0.0..=1.0).contains(&c)
-        {
-            return Err(Error::range("performance_cutoff", c, "in [0, 1]"));
+        if let Some(c) = self.performance_cutoff {
+            if self.performance_measure == Some(PerformanceMeasure::Accuracy) && !(0.0..=1.0).contains(&c) {
+                return Err(Error::range("performance_cutoff", c, "in [0, 1] for an accuracy"));
+            }
+            if !c.is_finite() {
+                return Err(Error::range("performance_cutoff", c, "finite"));
+            }
         }
         if let OptimizerKind::Adam { beta1, beta2, epsilon } = self.optimizer {
             for (field, v) in [("beta1", beta1), ("beta2", beta2)] {
@@ -257,21 +414,6 @@ fn param_shapes(m: &RateRnn) -> Vec<Vec<usize>> {
 /// Gradients or optimiser slots for the six parameters, in [`PARAM_NAMES`] order.
 pub type ParamVecs = [Vec<f32>; 6];
 
-/// One recorded point of training.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct HistoryRow {
-    /// Update number (1-based).
-    pub update: usize,
-    /// Trials seen so far.
-    pub trials: usize,
-    /// Loss + regularisation on the update's batch after the update.
-    pub loss: f64,
-    /// Accuracy on a fresh batch, when measured.
-    pub accuracy: Option<f64>,
-    /// Seconds since the trainer was created.
-    pub wall_time_s: f64,
-}
-
 /// What a call to [`Trainer::train`] did.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrainReport {
@@ -288,11 +430,13 @@ pub struct TrainReport {
 pub enum StopReason {
     /// All `ceil(training_iters / batch)` updates done.
     IterationsDone,
-    /// Accuracy reached `performance_cutoff`.
+    /// The performance measure reached `performance_cutoff`.
     PerformanceReached {
-        /// The accuracy measured.
+        /// The value measured.
         accuracy: f64,
     },
+    /// The curriculum's last stage was passed.
+    CurriculumDone,
 }
 
 /// The value and parts of the objective on one batch.
@@ -321,8 +465,48 @@ pub struct Trainer {
     beta2_power: f32,
     updates: usize,
     trials: usize,
-    history: Vec<HistoryRow>,
+    history: History,
     started: Instant,
+    custom_loss: Option<CustomLoss>,
+    custom_regularizer: Option<CustomRegularizer>,
+    performance_fn: Option<PerformanceFn>,
+}
+
+/// A custom performance measure: `(batch, outputs [batch, time, n_out]) -> value`.
+pub type PerformanceFn = Box<dyn Fn(&TrialBatch<()>, ArrayView3<'_, f32>) -> f64>;
+
+/// A forward pass kept for its backward.
+enum Pass {
+    Native(kernel::Forward<f32>),
+    Graph(Box<graph::GraphForward>),
+}
+
+impl Pass {
+    fn host(&self) -> &kernel::Forward<f32> {
+        match self {
+            Pass::Native(f) => f,
+            Pass::Graph(g) => &g.host,
+        }
+    }
+}
+
+/// Where one training call takes its batches from.
+enum Source<'a> {
+    Task(&'a dyn TrainingTask),
+    Curriculum(&'a mut Curriculum),
+    Mixture(&'a TaskMixture),
+    Data(&'a TrialData),
+}
+
+impl Source<'_> {
+    fn spec(&self) -> &TaskSpec {
+        match self {
+            Source::Task(t) => t.training_spec(),
+            Source::Curriculum(c) => c.current().training_spec(),
+            Source::Mixture(m) => m.task(0).training_spec(),
+            Source::Data(d) => d.spec(),
+        }
+    }
 }
 
 /// What a derived random stream is for.
@@ -332,6 +516,7 @@ enum Purpose {
     Noise = 2,
     Accuracy = 3,
     RecordedLoss = 4,
+    Curriculum = 5,
 }
 
 /// splitmix64 of `(seed, update, purpose)`: independent streams per update and purpose.
@@ -366,9 +551,41 @@ impl Trainer {
             beta2_power: 1.0,
             updates: 0,
             trials: 0,
-            history: Vec::new(),
+            history: History::default(),
             started: Instant::now(),
+            custom_loss: None,
+            custom_regularizer: None,
+            performance_fn: None,
         })
+    }
+
+    /// Trains with a loss written in burn tensor ops (sets `loss` to [`Loss::Custom`]); see
+    /// [`custom`].
+    pub fn with_custom_loss(mut self, f: impl Fn(&LossInputs) -> burn::Tensor<1> + 'static) -> Self {
+        self.custom_loss = Some(Box::new(f));
+        self.config.loss = Loss::Custom;
+        self
+    }
+
+    /// Adds a regulariser written in burn tensor ops to the objective (PsychRNN's
+    /// `custom_regularization`); see [`custom`].
+    pub fn with_custom_regularizer(mut self, f: impl Fn(&RegularizerInputs) -> burn::Tensor<1> + 'static) -> Self {
+        self.custom_regularizer = Some(Box::new(f));
+        self
+    }
+
+    /// Measures performance with `f(batch, outputs)` for early stopping at `cutoff` (sets
+    /// `performance_measure` to [`PerformanceMeasure::Custom`]).
+    pub fn with_performance_measure(
+        mut self,
+        cutoff: f64,
+        f: impl Fn(&TrialBatch<()>, ArrayView3<'_, f32>) -> f64 + 'static,
+    ) -> Result<Self> {
+        self.performance_fn = Some(Box::new(f));
+        self.config.performance_measure = Some(PerformanceMeasure::Custom);
+        self.config.performance_cutoff = Some(cutoff);
+        self.config.validate(&self.model)?;
+        Ok(self)
     }
 
     /// The model being trained.
@@ -386,8 +603,8 @@ impl Trainer {
         &self.config
     }
 
-    /// Recorded losses (every `loss_epoch` updates) and accuracies.
-    pub fn history(&self) -> &[HistoryRow] {
+    /// Recorded losses (every `loss_epoch` updates), accuracies and curriculum stages.
+    pub fn history(&self) -> &History {
         &self.history
     }
 
@@ -520,22 +737,61 @@ impl Trainer {
         TrialRng::seeded(stream_seed(self.config.seed, self.updates, purpose))
     }
 
-    /// Trains `ceil(training_iters / N_batch)` updates (fewer if the accuracy reaches
-    /// `performance_cutoff`) on fresh batches of `task`; update k's batch comes from a stream
-    /// derived from the config's seed and k, so a second call continues with new trials and a
-    /// resumed checkpoint sees the trials an uninterrupted run would have.
-    pub fn train<T: Task>(&mut self, task: &T) -> Result<TrainReport> {
-        self.run(task, None)
+    /// Trains on fresh batches of `task` until `training_iters` trials are used
+    /// (`ceil(training_iters / N_batch)` updates), or until the performance measure reaches
+    /// `performance_cutoff`. Update k's batch comes from a stream derived from the config's seed
+    /// and k, so a second call continues with new trials and a resumed checkpoint sees the trials
+    /// an uninterrupted run would have.
+    pub fn train<T: TrainingTask>(&mut self, task: &T) -> Result<TrainReport> {
+        self.run(Source::Task(task), None)
     }
 
-    /// Like [`Trainer::train`], with the batches (and accuracy batches) drawn from `rng`, e.g.
+    /// Like [`Trainer::train`], with the batches (and measurement batches) drawn from `rng`, e.g.
     /// `TrialRng::numpy(s)` for PsychRNN's trial stream.
-    pub fn train_with<T: Task>(&mut self, task: &T, rng: &mut TrialRng) -> Result<TrainReport> {
-        self.run(task, Some(rng))
+    pub fn train_with<T: TrainingTask>(&mut self, task: &T, rng: &mut TrialRng) -> Result<TrainReport> {
+        self.run(Source::Task(task), Some(rng))
     }
 
-    fn run<T: Task>(&mut self, task: &T, mut rng: Option<&mut TrialRng>) -> Result<TrainReport> {
-        let spec = task.spec();
+    /// Trains through a curriculum's stages (spec §8): every `metric_epoch` updates the current
+    /// stage is scored on a fresh batch, the `[metric, stage]` pair recorded, and the stage
+    /// advanced when the score reaches its threshold. Stops when the last stage passes (or when
+    /// `training_iters` trials are used; a later call continues at the reached stage).
+    pub fn train_curriculum(&mut self, curriculum: &mut Curriculum) -> Result<TrainReport> {
+        if let Some(path) = curriculum.saved_to()
+            && curriculum.metric_values().is_empty()
+        {
+            refuse_overwrite(path, false)?;
+        }
+        if curriculum.is_done() {
+            return Ok(TrainReport {
+                updates: 0,
+                stop: StopReason::CurriculumDone,
+                seconds: 0.0,
+            });
+        }
+        self.run(Source::Curriculum(curriculum), None)
+    }
+
+    /// Trains on a weighted random mixture of tasks: each update's task is drawn by weight.
+    pub fn train_mixture(&mut self, mixture: &TaskMixture) -> Result<TrainReport> {
+        if mixture.is_empty() {
+            return Err(Error::Empty {
+                what: "task mixture".into(),
+            });
+        }
+        self.run(Source::Mixture(mixture), None)
+    }
+
+    /// Trains on fixed trials, batch after batch in order (cycling), until `training_iters`
+    /// trials are used.
+    pub fn train_data(&mut self, data: &TrialData) -> Result<TrainReport> {
+        self.run(Source::Data(data), None)
+    }
+
+    /// Checks what a training call needs before it starts, so it fails before any work.
+    fn check_run(&self, source: &Source<'_>) -> Result<()> {
+        self.config.validate(&self.model)?;
+        let spec = source.spec();
         if (spec.n_in, spec.n_out) != (self.model.n_in(), self.model.n_out()) {
             return Err(Error::shape(
                 "task inputs/outputs",
@@ -543,65 +799,188 @@ impl Trainer {
                 &[spec.n_in, spec.n_out],
             ));
         }
+        if self.config.loss == Loss::Custom && self.custom_loss.is_none() {
+            return Err(Error::invalid("loss", "custom needs Trainer::with_custom_loss"));
+        }
+        if self.config.performance_measure == Some(PerformanceMeasure::Custom) && self.performance_fn.is_none() {
+            return Err(Error::invalid(
+                "performance_measure",
+                "custom needs Trainer::with_performance_measure",
+            ));
+        }
+        if let Some(path) = &self.config.save_weights_path {
+            refuse_overwrite(&with_npz(path), false)?;
+        }
+        Ok(())
+    }
+
+    fn run(&mut self, mut source: Source<'_>, mut rng: Option<&mut TrialRng>) -> Result<TrainReport> {
+        self.check_run(&source)?;
         let start = Instant::now();
-        let n_updates = self.config.training_iters.div_ceil(spec.n_batch);
-        for k in 0..n_updates {
-            let batch = match rng.as_deref_mut() {
-                Some(r) => task.batch(r),
-                None => task.batch(&mut self.stream(Purpose::Trials)),
-            };
-            self.step(&batch)?;
-            if self.updates.is_multiple_of(self.config.loss_epoch) {
-                // PsychRNN records the objective on the same batch after the update.
-                let after = self.objective(&batch, &mut self.stream(Purpose::RecordedLoss))?;
-                self.history.push(HistoryRow {
-                    update: self.updates,
-                    trials: self.trials,
-                    loss: after.total(),
-                    accuracy: None,
-                    wall_time_s: self.started.elapsed().as_secs_f64(),
-                });
-            }
-            if let Some(cutoff) = self.config.performance_cutoff {
-                let accuracy = match rng.as_deref_mut() {
-                    Some(r) => self.accuracy(task, r),
-                    None => self.accuracy(task, &mut self.stream(Purpose::Accuracy)),
-                };
-                if let Some(last) = self.history.last_mut().filter(|r| r.update == self.updates) {
-                    last.accuracy = Some(accuracy);
-                }
-                if accuracy >= cutoff {
-                    return Ok(TrainReport {
-                        updates: k + 1,
-                        stop: StopReason::PerformanceReached { accuracy },
-                        seconds: start.elapsed().as_secs_f64(),
-                    });
-                }
+        let estimate = self.config.training_iters.div_ceil(source.spec().n_batch);
+        if let Some(prefix) = &self.config.training_weights_path {
+            let every = self.config.save_training_weights_epoch;
+            for u in (self.updates + 1..=self.updates + estimate).filter(|u| u.is_multiple_of(every)) {
+                refuse_overwrite(&checkpoint_path(prefix, u), false)?;
             }
         }
+        let reporter = Reporter::new(self.config.progress, estimate);
+        let result = self.run_loop(&mut source, &mut rng, &reporter);
+        reporter.finish();
+        let (updates, stop) = result?;
+        if let Source::Curriculum(c) = &source
+            && let Some(path) = c.saved_to()
+        {
+            c.save_metric_values(path, true)?;
+        }
+        if let Some(path) = &self.config.save_weights_path {
+            let path = with_npz(path);
+            create_parent(&path)?;
+            self.to_weights().write(&path, false)?;
+        }
         Ok(TrainReport {
-            updates: n_updates,
-            stop: StopReason::IterationsDone,
+            updates,
+            stop,
             seconds: start.elapsed().as_secs_f64(),
         })
     }
 
-    /// The task's accuracy on a fresh batch from `rng` (with the model's recurrent noise).
-    pub fn accuracy<T: Task>(&self, task: &T, rng: &mut TrialRng) -> f64 {
-        let batch = task.batch(rng);
+    fn run_loop(
+        &mut self,
+        source: &mut Source<'_>,
+        rng: &mut Option<&mut TrialRng>,
+        reporter: &Reporter,
+    ) -> Result<(usize, StopReason)> {
+        let (mut done, mut trials) = (0, 0);
+        while trials < self.config.training_iters {
+            let number = self.updates + 1;
+            let mut own = self.stream(Purpose::Trials);
+            let r: &mut TrialRng = rng.as_deref_mut().unwrap_or(&mut own);
+            let (batch, stage) = match source {
+                Source::Task(t) => (t.training_batch(r, number), None),
+                Source::Curriculum(c) => (c.current().training_batch(r, number), Some(c.stage())),
+                Source::Mixture(m) => {
+                    let k = m.draw(r);
+                    (m.task(k).training_batch(r, number), None)
+                }
+                Source::Data(d) => (d.batch(self.updates), None),
+            };
+            self.step(&batch)?;
+            done += 1;
+            trials += batch.n_trials();
+            let wall = self.started.elapsed().as_secs_f64();
+            let mut recorded = false;
+            if self.updates.is_multiple_of(self.config.loss_epoch) {
+                // PsychRNN records the objective on the same batch after the update.
+                let after = self.objective(&batch, &mut self.stream(Purpose::RecordedLoss))?;
+                self.history.row(self.updates, self.trials, stage, wall).loss = Some(after.total());
+                recorded = true;
+            }
+            let mut stop = None;
+            if let Source::Curriculum(c) = source
+                && self.updates.is_multiple_of(c.checks_every())
+            {
+                let mut own = self.stream(Purpose::Curriculum);
+                let r: &mut TrialRng = rng.as_deref_mut().unwrap_or(&mut own);
+                let (check, outputs) = self.evaluate(c.current(), r)?;
+                let value = c.score_current(check.y.view(), outputs.view(), check.mask.view());
+                self.history.row(self.updates, self.trials, stage, wall).accuracy = Some(value);
+                recorded = true;
+                if c.record(value) && c.is_done() {
+                    stop = Some(StopReason::CurriculumDone);
+                }
+            }
+            if let Some(prefix) = &self.config.training_weights_path
+                && self.updates.is_multiple_of(self.config.save_training_weights_epoch)
+            {
+                let path = checkpoint_path(prefix, self.updates);
+                create_parent(&path)?;
+                self.checkpoint().write(&path, false)?;
+            }
+            if let (Some(cutoff), None) = (self.config.performance_cutoff, &stop) {
+                let mut own = self.stream(Purpose::Accuracy);
+                let r: &mut TrialRng = rng.as_deref_mut().unwrap_or(&mut own);
+                let value = self.measure(source, r)?;
+                self.history.row(self.updates, self.trials, stage, wall).accuracy = Some(value);
+                recorded = true;
+                if value >= cutoff {
+                    stop = Some(StopReason::PerformanceReached { accuracy: value });
+                }
+            }
+            reporter.update(done, recorded.then(|| self.history.last()).flatten());
+            if let Some(stop) = stop {
+                return Ok((done, stop));
+            }
+        }
+        Ok((done, StopReason::IterationsDone))
+    }
+
+    /// A fresh batch of `task` from `rng` and the network's outputs on it `[batch, time, n_out]`
+    /// (with the model's recurrent noise, seeded from `rng`).
+    fn evaluate(&self, task: &dyn TrainingTask, rng: &mut TrialRng) -> Result<(TrialBatch<()>, Array3<f32>)> {
+        let batch = task.training_batch(rng, self.updates + 1);
+        let outputs = self.outputs(&batch, &mut TrialRng::seeded(rng.next_seed()))?;
+        Ok((batch, outputs))
+    }
+
+    /// The performance measure after an update.
+    fn measure(&self, source: &Source<'_>, rng: &mut TrialRng) -> Result<f64> {
+        let score = |task: &dyn TrainingTask, rng: &mut TrialRng| -> Result<f64> {
+            let (batch, outputs) = self.evaluate(task, rng)?;
+            Ok(match &self.performance_fn {
+                Some(f) => f(&batch, outputs.view()),
+                None => task.score(batch.y.view(), outputs.view(), batch.mask.view()),
+            })
+        };
+        match source {
+            Source::Task(t) => score(*t, rng),
+            Source::Curriculum(c) => {
+                let (batch, outputs) = self.evaluate(c.current(), rng)?;
+                Ok(match &self.performance_fn {
+                    Some(f) => f(&batch, outputs.view()),
+                    None => c.score_current(batch.y.view(), outputs.view(), batch.mask.view()),
+                })
+            }
+            Source::Mixture(m) => {
+                let mut total = 0.0;
+                for k in 0..m.len() {
+                    total += score(m.task(k), rng)?;
+                }
+                Ok(total / m.len() as f64)
+            }
+            Source::Data(d) => {
+                let batch = d.batch(self.updates);
+                let outputs = self.outputs(&batch, &mut TrialRng::seeded(rng.next_seed()))?;
+                Ok(match &self.performance_fn {
+                    Some(f) => f(&batch, outputs.view()),
+                    None => d.score(batch.y.view(), outputs.view(), batch.mask.view()),
+                })
+            }
+        }
+    }
+
+    /// The network's outputs `[batch, time, n_out]` on `batch`'s inputs, recurrent noise from `noise`.
+    pub fn outputs<P>(&self, batch: &TrialBatch<P>, noise: &mut TrialRng) -> Result<Array3<f32>> {
+        self.check_batch(batch)?;
         let eff = Effective::of(&self.model);
-        let mut noise = TrialRng::seeded(rng.next_seed());
-        let fwd = self.forward(&eff, &batch, &mut noise);
+        let pass = self.forward(&eff, batch, noise)?;
+        let fwd = pass.host();
         let d = fwd.dims;
-        let outputs = Array3::from_shape_vec(
+        Ok(Array3::from_shape_vec(
             (d.batch, d.steps, d.n_out),
             kernel::swap_bt(&fwd.outputs, d.steps, d.batch, d.n_out),
         )
-        .expect("dims");
-        task.accuracy(batch.y.view(), outputs.view(), batch.mask.view())
+        .expect("dims"))
     }
 
-    fn forward<P>(&self, eff: &Effective, batch: &TrialBatch<P>, noise: &mut TrialRng) -> kernel::Forward<f32> {
+    /// The task's accuracy on a fresh batch from `rng` (with the model's recurrent noise).
+    pub fn accuracy<T: TrainingTask>(&self, task: &T, rng: &mut TrialRng) -> Result<f64> {
+        let (batch, outputs) = self.evaluate(task, rng)?;
+        Ok(task.score(batch.y.view(), outputs.view(), batch.mask.view()))
+    }
+
+    /// The forward pass on the configured device: the fused kernel on flex, burn ops elsewhere.
+    fn forward<P>(&self, eff: &Effective, batch: &TrialBatch<P>, noise: &mut TrialRng) -> Result<Pass> {
         let (b, t, i) = batch.x.dim();
         let dims = Dims {
             batch: b,
@@ -611,25 +990,33 @@ impl Trainer {
             n_out: self.model.n_out(),
         };
         let x = batch.x.as_standard_layout();
+        let x = x.as_slice().expect("standard");
+        let w = eff.weights(&self.model);
+        let transfer = self.model.config.transfer;
         let rec_noise = self.model.config.rec_noise;
-        let noise = (rec_noise > 0.0).then_some((noise, rec_noise));
-        kernel::forward(
-            dims,
-            &eff.weights(&self.model),
-            self.model.config.transfer,
-            x.as_slice().expect("standard"),
-            noise,
-        )
+        Ok(match self.config.device.burn_device()? {
+            None => Pass::Native(kernel::forward(
+                dims,
+                &w,
+                transfer,
+                x,
+                (rec_noise > 0.0).then_some((noise, rec_noise)),
+            )),
+            Some(device) => {
+                let z = (rec_noise > 0.0).then(|| kernel::noise(dims, w.alpha, rec_noise, noise));
+                Pass::Graph(Box::new(graph::forward(&device, dims, &w, transfer, x, z.as_deref())))
+            }
+        })
     }
 
     /// The objective on `batch` (no update).
     pub fn objective<P>(&self, batch: &TrialBatch<P>, noise: &mut TrialRng) -> Result<LossParts> {
         self.check_batch(batch)?;
         let eff = Effective::of(&self.model);
-        let fwd = self.forward(&eff, batch, noise);
-        let (parts, _, _) = self.loss_and_output_grads(&fwd, batch, false);
+        let pass = self.forward(&eff, batch, noise)?;
+        let (parts, _, _) = self.loss_and_output_grads(pass.host(), batch, false)?;
         Ok(LossParts {
-            regularization: parts.regularization + self.weight_regularization(&eff, None),
+            regularization: parts.regularization + self.weight_regularization(&eff, None)?,
             ..parts
         })
     }
@@ -659,53 +1046,27 @@ impl Trainer {
         fwd: &kernel::Forward<f32>,
         batch: &TrialBatch<P>,
         want_grads: bool,
-    ) -> (LossParts, Vec<f32>, Option<Vec<f32>>) {
+    ) -> Result<(LossParts, Vec<f32>, Option<Vec<f32>>)> {
         let d = fwd.dims;
-        let y = kernel::swap_bt(
-            batch.y.as_standard_layout().as_slice().expect("standard"),
-            d.batch,
-            d.steps,
-            d.n_out,
+        let y_btc = batch.y.as_standard_layout();
+        let mask_btc = batch.mask.as_standard_layout();
+        let (y_btc, mask_btc) = (
+            y_btc.as_slice().expect("standard"),
+            mask_btc.as_slice().expect("standard"),
         );
-        let mask = kernel::swap_bt(
-            batch.mask.as_standard_layout().as_slice().expect("standard"),
-            d.batch,
-            d.steps,
-            d.n_out,
-        );
-        let count = fwd.outputs.len() as f64;
-        let mut loss = 0.0f64;
-        let mut g = if want_grads {
-            vec![0.0f32; fwd.outputs.len()]
+        let (loss, g) = if let (Loss::Custom, Some(f)) = (self.config.loss, &self.custom_loss) {
+            let z_btc = kernel::swap_bt(&fwd.outputs, d.steps, d.batch, d.n_out);
+            let shape = [d.batch, d.steps, d.n_out];
+            let (loss, g) = custom::loss_and_grad(f, shape, &z_btc, y_btc, mask_btc, want_grads)?;
+            let g = g
+                .map(|g| kernel::swap_bt(&g, d.batch, d.steps, d.n_out))
+                .unwrap_or_default();
+            (loss, g)
         } else {
-            Vec::new()
+            let y = kernel::swap_bt(y_btc, d.batch, d.steps, d.n_out);
+            let mask = kernel::swap_bt(mask_btc, d.batch, d.steps, d.n_out);
+            self.builtin_loss(&fwd.outputs, &y, &mask, d.n_out, want_grads)
         };
-        for idx in 0..fwd.outputs.len() {
-            let (z, t, m) = (fwd.outputs[idx] as f64, y[idx] as f64, mask[idx] as f64);
-            let (l, dz) = match self.config.loss {
-                Loss::MeanSquaredError => {
-                    let e = m * (z - t);
-                    (e * e, 2.0 * m * e)
-                }
-                Loss::BinaryCrossEntropy => {
-                    // In float32 as TensorFlow, whose graph optimiser also rewrites
-                    // `log(1 − p + ε)` as `log((1 + ε) − p)` (1 + ε rounds to 1 + 2⁻²³): near the
-                    // clip bound these differ by several percent from the float64 formula.
-                    let (z, t, m) = (z as f32, t as f32, m as f32);
-                    let eps = 1e-7f32;
-                    let p = z.clamp(eps, 1.0 - eps);
-                    let one_minus = (1.0 + eps) - p;
-                    let l = -m * (t * (p + eps).ln() + (1.0 - t) * one_minus.ln());
-                    let inside = (eps..=1.0 - eps).contains(&z);
-                    let dp = -m * (t / (p + eps) - (1.0 - t) / one_minus);
-                    (l as f64, if inside { dp as f64 } else { 0.0 })
-                }
-            };
-            loss += l;
-            if want_grads {
-                g[idx] = (dz / count) as f32;
-            }
-        }
         let coef = self.config.l2_firing_rate;
         let (mut reg, mut g_states) = (0.0, None);
         if coef > 0.0 {
@@ -722,18 +1083,73 @@ impl Trainer {
                 );
             }
         }
-        (
+        Ok((
             LossParts {
-                loss: loss / count,
+                loss,
                 regularization: reg,
             },
             g,
             g_states,
-        )
+        ))
     }
 
-    /// Weight regularisers (means over effective weights); adds their gradients to `grads`.
-    fn weight_regularization(&self, eff: &Effective, mut grads: Option<&mut Grads<f32>>) -> f64 {
+    /// MSE, BCE or softmax cross-entropy of outputs `z` against `y` under `mask` (any layout whose
+    /// rows are the `n_out` channels of one trial and step) and, when asked, `∂loss/∂z`.
+    fn builtin_loss(&self, z: &[f32], y: &[f32], mask: &[f32], n_out: usize, want_grads: bool) -> (f64, Vec<f32>) {
+        let count = z.len() as f64;
+        let mut g = if want_grads { vec![0.0f32; z.len()] } else { Vec::new() };
+        let mut loss = 0.0f64;
+        if self.config.loss == Loss::SoftmaxCrossEntropy {
+            let rows = (z.len() / n_out) as f64;
+            for (r, zr) in z.chunks(n_out).enumerate() {
+                let at = r * n_out..(r + 1) * n_out;
+                let (yr, mr) = (&y[at.clone()], &mask[at.clone()]);
+                let max = zr.iter().fold(f64::NEG_INFINITY, |a, &v| a.max(v as f64));
+                let log_sum = zr.iter().map(|&v| (v as f64 - max).exp()).sum::<f64>().ln() + max;
+                let weight: f64 = yr.iter().zip(mr).map(|(&t, &m)| t as f64 * m as f64).sum();
+                for k in 0..n_out {
+                    let log_p = zr[k] as f64 - log_sum;
+                    let my = yr[k] as f64 * mr[k] as f64;
+                    loss -= my * log_p;
+                    if want_grads {
+                        g[r * n_out + k] = ((log_p.exp() * weight - my) / rows) as f32;
+                    }
+                }
+            }
+            return (loss / rows, g);
+        }
+        for idx in 0..z.len() {
+            let (zv, t, m) = (z[idx] as f64, y[idx] as f64, mask[idx] as f64);
+            let (l, dz) = match self.config.loss {
+                Loss::BinaryCrossEntropy => {
+                    // In float32 as TensorFlow, whose graph optimiser also rewrites
+                    // `log(1 − p + ε)` as `log((1 + ε) − p)` (1 + ε rounds to 1 + 2⁻²³): near the
+                    // clip bound these differ by several percent from the float64 formula.
+                    let (zv, t, m) = (zv as f32, t as f32, m as f32);
+                    let eps = 1e-7f32;
+                    let p = zv.clamp(eps, 1.0 - eps);
+                    let one_minus = (1.0 + eps) - p;
+                    let l = -m * (t * (p + eps).ln() + (1.0 - t) * one_minus.ln());
+                    let inside = (eps..=1.0 - eps).contains(&zv);
+                    let dp = -m * (t / (p + eps) - (1.0 - t) / one_minus);
+                    (l as f64, if inside { dp as f64 } else { 0.0 })
+                }
+                _ => {
+                    let e = m * (zv - t);
+                    (e * e, 2.0 * m * e)
+                }
+            };
+            loss += l;
+            if want_grads {
+                g[idx] = (dz / count) as f32;
+            }
+        }
+        (loss / count, g)
+    }
+
+    /// Weight regularisers (means over effective weights, plus the custom one); adds their
+    /// gradients to `grads`.
+    fn weight_regularization(&self, eff: &Effective, mut grads: Option<&mut Grads<f32>>) -> Result<f64> {
         let c = &self.config;
         let mut total = 0.0;
         let terms: [(&Array2<f32>, f64, f64, usize); 3] = [
@@ -766,7 +1182,34 @@ impl Trainer {
                 }
             }
         }
-        total
+        if let Some(f) = &self.custom_regularizer {
+            let p = &self.model.params;
+            fn slice(a: &Array2<f32>) -> (&[f32], [usize; 2]) {
+                (a.as_slice().expect("standard"), [a.nrows(), a.ncols()])
+            }
+            let weights = custom::Weights {
+                w_in: slice(&eff.w_in),
+                w_rec: slice(&eff.w_rec),
+                w_out: slice(&eff.w_out),
+                b_rec: p.b_rec.as_slice().expect("standard"),
+                b_out: p.b_out.as_slice().expect("standard"),
+            };
+            let (value, g) = custom::regularizer_and_grad(f, &weights, grads.is_some())?;
+            total += value;
+            if let (Some(dst), Some(src)) = (grads, g) {
+                let targets = [
+                    &mut dst.w_in,
+                    &mut dst.w_rec,
+                    &mut dst.w_out,
+                    &mut dst.b_rec,
+                    &mut dst.b_out,
+                ];
+                for (t, s) in targets.into_iter().zip(src) {
+                    t.iter_mut().zip(s).for_each(|(a, b)| *a += b);
+                }
+            }
+        }
+        Ok(total)
     }
 
     /// Gradients of the objective on `batch` with respect to the raw parameters, before fixed-weight
@@ -774,16 +1217,19 @@ impl Trainer {
     pub fn gradients<P>(&self, batch: &TrialBatch<P>, noise: &mut TrialRng) -> Result<(LossParts, ParamVecs)> {
         self.check_batch(batch)?;
         let eff = Effective::of(&self.model);
-        let fwd = self.forward(&eff, batch, noise);
-        let (mut parts, g_out, g_states) = self.loss_and_output_grads(&fwd, batch, true);
-        let mut grads = kernel::backward(
-            &fwd,
-            &eff.weights(&self.model),
-            self.model.config.transfer,
-            &g_out,
-            g_states.as_deref(),
-        );
-        parts.regularization += self.weight_regularization(&eff, Some(&mut grads));
+        let pass = self.forward(&eff, batch, noise)?;
+        let (mut parts, g_out, g_states) = self.loss_and_output_grads(pass.host(), batch, true)?;
+        let mut grads = match pass {
+            Pass::Native(fwd) => kernel::backward(
+                &fwd,
+                &eff.weights(&self.model),
+                self.model.config.transfer,
+                &g_out,
+                g_states.as_deref(),
+            ),
+            Pass::Graph(fwd) => fwd.backward(&g_out, g_states.as_deref()),
+        };
+        parts.regularization += self.weight_regularization(&eff, Some(&mut grads))?;
         Ok((parts, self.to_raw(grads)))
     }
 
@@ -896,6 +1342,8 @@ impl std::fmt::Display for Loss {
         f.write_str(match self {
             Loss::MeanSquaredError => "mean_squared_error",
             Loss::BinaryCrossEntropy => "binary_cross_entropy",
+            Loss::SoftmaxCrossEntropy => "softmax_cross_entropy",
+            Loss::Custom => "custom",
         })
     }
 }
@@ -917,7 +1365,9 @@ mod tests {
 
     fn field_of(config: TrainConfig) -> String {
         match Trainer::new(model(), config) {
-            Err(Error::OutOfRange { field, .. }) | Err(Error::Shape { field, .. }) => field,
+            Err(Error::OutOfRange { field, .. })
+            | Err(Error::Shape { field, .. })
+            | Err(Error::Invalid { field, .. }) => field,
             Err(other) => panic!("{other:?}"),
             Ok(_) => panic!("accepted"),
         }
@@ -958,10 +1408,33 @@ mod tests {
         );
         assert_eq!(
             field_of(TrainConfig {
+                performance_measure: Some(PerformanceMeasure::Accuracy),
                 performance_cutoff: Some(1.5),
                 ..d()
             }),
             "performance_cutoff"
+        );
+        // PsychRNN: giving only one of the two is an error.
+        assert_eq!(
+            field_of(TrainConfig {
+                performance_cutoff: Some(0.9),
+                ..d()
+            }),
+            "performance_cutoff"
+        );
+        assert_eq!(
+            field_of(TrainConfig {
+                performance_measure: Some(PerformanceMeasure::Accuracy),
+                ..d()
+            }),
+            "performance_measure"
+        );
+        assert_eq!(
+            field_of(TrainConfig {
+                save_training_weights_epoch: 0,
+                ..d()
+            }),
+            "save_training_weights_epoch"
         );
         let adam = |beta1, beta2, epsilon| TrainConfig {
             optimizer: OptimizerKind::Adam { beta1, beta2, epsilon },
@@ -1040,6 +1513,7 @@ mod tests {
             model(),
             TrainConfig {
                 training_iters: 320,
+                performance_measure: Some(PerformanceMeasure::Accuracy),
                 performance_cutoff: Some(0.0),
                 ..Default::default()
             },
@@ -1048,6 +1522,7 @@ mod tests {
         let report = trainer.train(&task).unwrap();
         assert_eq!(report.updates, 1);
         assert!(matches!(report.stop, StopReason::PerformanceReached { .. }));
+        assert!(trainer.history()[0].accuracy.is_some());
     }
 
     /// Checkpoint after 3 updates, resume from the file, 3 more: bit-identical to 6 in a row
