@@ -271,7 +271,7 @@ fn checkpoints_every_epoch_and_a_nan_loss_leaves_the_last_good_one() {
     assert!(!dir.path().join("final.npz").exists(), "no final save after a failure");
     // The last good checkpoint holds the weights after update 3, and resumes there.
     let file = WeightsFile::read(ckpt(3)).unwrap();
-    let resumed = Trainer::resume(&file, &LoadOptions::default(), config.clone()).unwrap();
+    let resumed = Trainer::<RateRnn>::resume(&file, &LoadOptions::default(), config.clone()).unwrap();
     assert_eq!(resumed.updates(), 3);
     assert_eq!(resumed.model().params, trainer.model().params);
 

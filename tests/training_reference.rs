@@ -83,12 +83,14 @@ fn two_adam_steps_match_psychrnn() {
             l2_rec: coef("L2_rec"),
             l2_out: coef("L2_out"),
             l2_firing_rate: coef("L2_firing_rate"),
-            fixed_weights: FixedWeights {
-                w_in: matrix(&reference, "fixed_weights/W_in"),
-                w_rec: matrix(&reference, "fixed_weights/W_rec"),
-                w_out: matrix(&reference, "fixed_weights/W_out"),
-                ..Default::default()
-            },
+            fixed_weights: ["W_in", "W_rec", "W_out"]
+                .into_iter()
+                .fold(FixedWeights::new(), |f, name| {
+                    match matrix(&reference, &format!("fixed_weights/{name}")) {
+                        Some(m) => f.with(name, m),
+                        None => f,
+                    }
+                }),
             ..Default::default()
         };
         let batch = TrialBatch {
@@ -152,10 +154,7 @@ fn constraints_hold_during_training() {
     let config = TrainConfig {
         training_iters: 16 * 30,
         learning_rate: 1e-2,
-        fixed_weights: FixedWeights {
-            w_rec: Some(fixed.clone()),
-            ..Default::default()
-        },
+        fixed_weights: FixedWeights::new().with("W_rec", fixed.clone()),
         ..Default::default()
     };
     let mut trainer = Trainer::new(model, config).unwrap();

@@ -6,7 +6,7 @@ Run with the venv made by scripts/setup-reference.sh:
     $(bash scripts/setup-reference.sh) scripts/reference/make_reference.py [OUT_DIR] [--only a,b,...]
 
 OUT_DIR defaults to tests/data.  Sections (all by default):
-    readme rng trials npseed init sim accuracy fixture pickles
+    readme rng trials npseed init sim lstm accuracy fixture pickles
 
 Everything is seeded; the data does not depend on the wall clock.  The TF
 training in `sim` is repeatable on one machine but CPU float reductions may
@@ -640,6 +640,49 @@ def section_sim(out: Out, iters=800):
     return report
 
 
+def section_lstm(out: Out, iters=400):
+    """PsychRNN's LSTM (h = o*sigmoid(c)): trained briefly, saved, run by TF and LSTMSimulator."""
+    tf = tf_quiet()
+    from psychrnn.tasks.perceptual_discrimination import PerceptualDiscrimination
+    from psychrnn.backend.models.lstm import LSTM
+    from psychrnn.backend.simulation import LSTMSimulator
+
+    seed = 3101
+    tf.compat.v1.reset_default_graph()
+    tf.compat.v1.set_random_seed(seed)
+    np.random.seed(seed)
+    pd = PerceptualDiscrimination(dt=10, tau=100, T=2000, N_batch=8)
+    params = dict(pd.get_task_params())
+    params.update(name="lstm_ref", N_in=2, N_out=2, N_rec=12, rec_noise=0.0)
+    model = LSTM(params)
+    train_params = {"training_iters": iters, "verbosity": False, "learning_rate": 0.01}
+    losses, _, _ = model.train(pd, train_params)
+    wpath = out.p("lstm_weights.npz")
+    if os.path.exists(wpath):
+        os.remove(wpath)
+    model.save(wpath)
+    x, y, mask, _ = pd.get_trial_batch()
+    outputs, states = model.test(x)
+    sim = LSTMSimulator(weights_path=wpath, params={"dt": 10, "tau": 100})
+    s_out, s_states = sim.run_trials(x)
+    model.destruct()
+    np.savez_compressed(out.p("lstm_io.npz"), x=x, outputs=outputs, states=states, sim_outputs=s_out,
+                        sim_states=s_states)
+    d = float(np.max(np.abs(s_out - outputs)))
+    write_json(out.p("lstm.json"), {
+        "seed": seed,
+        "how": "tf.compat.v1.reset_default_graph(); tf.compat.v1.set_random_seed(seed); np.random.seed(seed); "
+               "pd = PerceptualDiscrimination(dt=10, tau=100, T=2000, N_batch=8); LSTM(params with N_rec=12); "
+               "model.train(pd, train_params); model.save(weights); x = pd.get_trial_batch()[0]; "
+               "outputs, states = model.test(x); LSTMSimulator(weights_path).run_trials(x)",
+        "train_params": train_params,
+        "losses": [float(v) for v in losses],
+        "lstm_simulator_vs_tf_max_abs_outputs": d,
+    })
+    print(f"lstm: final loss {losses[-1]:.5f} simulator-vs-tf {d:.2e}", file=sys.stderr)
+    return d
+
+
 # --------------------------------------------------------------------------
 # 6. accuracy
 
@@ -846,6 +889,8 @@ def main(argv):
         summary["fixture_tf_vs_bsim"] = section_fixture(out)
     if want("sim"):
         summary["sim_numpy_vs_tf"] = section_sim(out)
+    if want("lstm"):
+        summary["lstm_simulator_vs_tf"] = section_lstm(out)
     print(json.dumps(summary, indent=1))
 
 

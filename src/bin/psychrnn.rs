@@ -6,11 +6,11 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use psychrnn::error::{Error, Result};
 use psychrnn::io::{self, LoadOptions, NpyArray, WeightsFile, refuse_overwrite, to_npy};
-use psychrnn::model::{Initializer, RateRnn, RateRnnConfig, Tau, Transfer};
+use psychrnn::model::{Cell, GatedRnn, GatedRnnConfig, Initializer, RateRnn, RateRnnConfig, Tau, Transfer};
 use psychrnn::rng::TrialRng;
 use psychrnn::simulate::{SimOptions, Simulator};
 use psychrnn::task::{BuiltinTask, TaskSpec, params_to_arrays};
-use psychrnn::train::{TrainConfig, TrainDevice, Trainer, TrialData};
+use psychrnn::train::{TrainConfig, TrainDevice, TrainModel, Trainer, TrialData};
 use serde_json::Value;
 
 #[derive(Parser)]
@@ -52,7 +52,10 @@ struct TrainArgs {
     /// JSON object of training parameters (psychrnn's TrainConfig keys); flags override it.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Recurrent units.
+    /// rate (PsychRNN's Basic rate RNN), lstm, psychrnn-lstm (h = o·σ(c), as PsychRNN) or gru.
+    #[arg(long, default_value = "rate")]
+    network: String,
+    /// Recurrent (hidden) units.
     #[arg(long, default_value_t = 50)]
     n_rec: usize,
     /// Fraction of excitatory units (Dale's law); off when absent.
@@ -285,7 +288,7 @@ fn accuracy(args: AccuracyArgs) -> Result<()> {
 }
 
 /// Accuracy on fresh batches, at least 512 trials in all.
-fn fresh_accuracy(trainer: &Trainer, task: &BuiltinTask, seed: u64) -> Result<f64> {
+fn fresh_accuracy<M: TrainModel>(trainer: &Trainer<M>, task: &BuiltinTask, seed: u64) -> Result<f64> {
     let mut rng = TrialRng::seeded(seed);
     let n = 512usize.div_ceil(task.spec().n_batch);
     let mut total = 0.0;
@@ -350,95 +353,180 @@ fn train(args: TrainArgs) -> Result<()> {
     if let Some(d) = &args.device {
         config.device = TrainDevice::from_name(d)?;
     }
-    let mut trainer = match &args.resume {
-        None => {
-            let model = RateRnnConfig {
+    let network = match &args.resume {
+        Some(dir) => {
+            let previous = read_json(&dir.join("config.json"))?;
+            previous["network"].as_str().unwrap_or("rate").to_string()
+        }
+        None => args.network.clone(),
+    };
+    let run = Run {
+        args: &args,
+        source: &source,
+        task_config,
+        spec: &spec,
+    };
+    if network == "rate" {
+        let trainer = match &args.resume {
+            None => {
+                let model = RateRnnConfig {
+                    n_rec: args.n_rec,
+                    dale_ratio: args.dale_ratio,
+                    rec_noise: args.rec_noise,
+                    transfer: args.transfer,
+                    initializer: match &args.init_weights {
+                        Some(path) => Initializer::File { path: path.clone() },
+                        None => Initializer::default(),
+                    },
+                    ..RateRnnConfig::for_task(&spec)
+                }
+                .init(&mut TrialRng::seeded(args.seed))?;
+                Trainer::new(model, config)?
+            }
+            Some(dir) => {
+                let (old_model, train) = resumed_configs::<RateRnnConfig>(dir, config)?;
+                let file = WeightsFile::read(dir.join("weights.npz"))?;
+                Trainer::<RateRnn>::resume(&file, &LoadOptions::from_config(&old_model), train)?
+            }
+        };
+        return run.train(trainer, "rate", |m| serde_json::json!(m.config));
+    }
+    let cell = match network.as_str() {
+        "lstm" => Cell::Lstm,
+        "psychrnn-lstm" => Cell::PsychrnnLstm,
+        "gru" => Cell::Gru,
+        other => {
+            return Err(Error::Unknown {
+                kind: "network",
+                name: other.into(),
+                known: "rate, lstm, psychrnn-lstm, gru".into(),
+            });
+        }
+    };
+    if args.dale_ratio.is_some() || args.rec_noise != 0.0 || args.transfer != Transfer::Relu {
+        return Err(Error::invalid(
+            "--dale-ratio/--rec-noise/--transfer",
+            "apply to the rate RNN only (--network rate)",
+        ));
+    }
+    let trainer = match (&args.resume, &args.init_weights) {
+        (Some(dir), _) => {
+            let (old, train) = resumed_configs::<GatedRnnConfig>(dir, config)?;
+            let file = WeightsFile::read(dir.join("weights.npz"))?;
+            let options = LoadOptions {
+                dt: old.dt,
+                ..LoadOptions::default()
+            };
+            Trainer::<GatedRnn>::resume(&file, &options, train)?
+        }
+        (None, Some(path)) => Trainer::new(
+            GatedRnn::from_weights(&WeightsFile::read(path)?, Some(cell), spec.dt)?,
+            config,
+        )?,
+        (None, None) => {
+            let net = GatedRnnConfig {
                 n_rec: args.n_rec,
-                dale_ratio: args.dale_ratio,
-                rec_noise: args.rec_noise,
-                transfer: args.transfer,
-                initializer: match &args.init_weights {
-                    Some(path) => Initializer::File { path: path.clone() },
-                    None => Initializer::default(),
-                },
-                ..RateRnnConfig::for_task(&spec)
+                ..GatedRnnConfig::for_task(cell, &spec)
             }
             .init(&mut TrialRng::seeded(args.seed))?;
-            Trainer::new(model, config)?
-        }
-        Some(dir) => {
-            let path = dir.join("config.json");
-            let previous = read_json(&path)?;
-            let old_model: RateRnnConfig = parse(previous["model"].clone(), &path)?;
-            let old_train: TrainConfig = parse(previous["train"].clone(), &path)?;
-            let options = LoadOptions::from_config(&old_model);
-            let file = WeightsFile::read(dir.join("weights.npz"))?;
-            let train = TrainConfig {
-                seed: old_train.seed,
-                ..config
-            };
-            Trainer::resume(&file, &options, train)?
+            Trainer::new(net, config)?
         }
     };
-    let what = args
-        .task
-        .clone()
-        .unwrap_or_else(|| format!("{}", args.data.as_ref().expect("checked").display()));
-    println!(
-        "training {} units on {what} for {} updates of {} trials",
-        trainer.model().n_rec(),
-        trainer.config().training_iters.div_ceil(spec.n_batch),
-        spec.n_batch
-    );
-    let report = match &source {
-        Data::Task(task) => trainer.train(task)?,
-        Data::Fixed(data) => trainer.train_data(data)?,
-    };
-    let accuracy = match &source {
-        Data::Task(task) => fresh_accuracy(&trainer, task, args.seed ^ 0xACC)?,
-        Data::Fixed(data) => {
-            let all = data.all();
-            let outputs = trainer.outputs(&all, &mut TrialRng::seeded(args.seed ^ 0xACC))?;
-            data.score(all.y.view(), outputs.view(), all.mask.view())
-        }
-    };
-    std::fs::create_dir_all(&args.out).map_err(|e| Error::io(&args.out, e))?;
-    trainer.checkpoint().write(args.out.join("weights.npz"), true)?;
-    let run = serde_json::json!({
-        "task": args.task,
-        "data": args.data,
-        "task_config": task_config,
-        "model": trainer.model().config,
-        "train": trainer.config(),
-        "seed": args.seed,
-        "updates": trainer.updates(),
-        "final_accuracy": accuracy,
-        "psychrnn_version": env!("CARGO_PKG_VERSION"),
-    });
-    let json = serde_json::to_string_pretty(&run).expect("config serialises");
-    std::fs::write(args.out.join("config.json"), json).map_err(|e| Error::io(args.out.join("config.json"), e))?;
-    trainer.history().write_csv(args.out.join("history.csv"), true)?;
-    trainer
-        .history()
-        .write_parquet(args.out.join("history.parquet"), true)?;
-    let last_loss = trainer.history().losses().last().copied().unwrap_or(f64::NAN);
-    println!(
-        "done: {} updates in {:.1} s ({:.1} ms/update), {:?}; final loss {last_loss:.5}, accuracy {accuracy:.3} on {}",
-        report.updates,
-        report.seconds,
-        1000.0 * report.seconds / report.updates.max(1) as f64,
-        report.stop,
-        if args.task.is_some() {
-            "fresh trials"
-        } else {
-            "the training data"
+    run.train(trainer, &network, |m| serde_json::json!(m.config))
+}
+
+/// The model config and the training config of a run folder being resumed (its seed kept).
+fn resumed_configs<C: serde::de::DeserializeOwned>(dir: &Path, config: TrainConfig) -> Result<(C, TrainConfig)> {
+    let path = dir.join("config.json");
+    let previous = read_json(&path)?;
+    let model: C = parse(previous["model"].clone(), &path)?;
+    let old_train: TrainConfig = parse(previous["train"].clone(), &path)?;
+    Ok((
+        model,
+        TrainConfig {
+            seed: old_train.seed,
+            ..config
         },
-    );
-    println!(
-        "wrote {}/{{weights.npz, config.json, history.csv, history.parquet}}",
-        args.out.display()
-    );
-    Ok(())
+    ))
+}
+
+/// One `psychrnn train` run, whatever the network.
+struct Run<'a> {
+    args: &'a TrainArgs,
+    source: &'a Data,
+    task_config: Value,
+    spec: &'a TaskSpec,
+}
+
+impl Run<'_> {
+    fn train<M: TrainModel>(
+        self,
+        mut trainer: Trainer<M>,
+        network: &str,
+        describe: impl Fn(&M) -> Value,
+    ) -> Result<()> {
+        let args = self.args;
+        let what = args
+            .task
+            .clone()
+            .unwrap_or_else(|| format!("{}", args.data.as_ref().expect("checked").display()));
+        println!(
+            "training a {network} network of {} units on {what} for {} updates of {} trials",
+            trainer.model().sizes().1,
+            trainer.config().training_iters.div_ceil(self.spec.n_batch),
+            self.spec.n_batch
+        );
+        let report = match self.source {
+            Data::Task(task) => trainer.train(task)?,
+            Data::Fixed(data) => trainer.train_data(data)?,
+        };
+        let accuracy = match self.source {
+            Data::Task(task) => fresh_accuracy(&trainer, task, args.seed ^ 0xACC)?,
+            Data::Fixed(data) => {
+                let all = data.all();
+                let outputs = trainer.outputs(&all, &mut TrialRng::seeded(args.seed ^ 0xACC))?;
+                data.score(all.y.view(), outputs.view(), all.mask.view())
+            }
+        };
+        std::fs::create_dir_all(&args.out).map_err(|e| Error::io(&args.out, e))?;
+        trainer.checkpoint().write(args.out.join("weights.npz"), true)?;
+        let run = serde_json::json!({
+            "task": args.task,
+            "data": args.data,
+            "task_config": self.task_config,
+            "network": network,
+            "model": describe(trainer.model()),
+            "train": trainer.config(),
+            "seed": args.seed,
+            "updates": trainer.updates(),
+            "final_accuracy": accuracy,
+            "psychrnn_version": env!("CARGO_PKG_VERSION"),
+        });
+        let json = serde_json::to_string_pretty(&run).expect("config serialises");
+        std::fs::write(args.out.join("config.json"), json).map_err(|e| Error::io(args.out.join("config.json"), e))?;
+        trainer.history().write_csv(args.out.join("history.csv"), true)?;
+        trainer
+            .history()
+            .write_parquet(args.out.join("history.parquet"), true)?;
+        let last_loss = trainer.history().losses().last().copied().unwrap_or(f64::NAN);
+        println!(
+            "done: {} updates in {:.1} s ({:.1} ms/update), {:?}; final loss {last_loss:.5}, accuracy {accuracy:.3} on {}",
+            report.updates,
+            report.seconds,
+            1000.0 * report.seconds / report.updates.max(1) as f64,
+            report.stop,
+            if args.task.is_some() {
+                "fresh trials"
+            } else {
+                "the training data"
+            },
+        );
+        println!(
+            "wrote {}/{{weights.npz, config.json, history.csv, history.parquet}}",
+            args.out.display()
+        );
+        Ok(())
+    }
 }
 
 /// What `psychrnn train` trains on.

@@ -18,9 +18,11 @@
 //! ```
 
 use burn::Tensor;
-use burn::tensor::Device;
 
-use super::graph::{tensor, values};
+use ndarray::{Array1, Array2};
+
+use super::Regularized;
+use super::graph::{cpu_device as device, tensor, values};
 use crate::error::{Error, Result};
 
 /// What a custom loss sees, all `[batch, time, n_out]`.
@@ -33,7 +35,8 @@ pub struct LossInputs {
     pub mask: Tensor<3>,
 }
 
-/// What a custom regulariser sees: the effective weights (after masks and Dale's law) and biases.
+/// What a custom regulariser sees: the effective weights (after masks and Dale's law) and biases
+/// (for a gated network, the stacked gate matrices of [`super::Regularized`]).
 pub struct RegularizerInputs {
     /// `[n_rec, n_in]`.
     pub w_in: Tensor<2>,
@@ -51,16 +54,6 @@ pub struct RegularizerInputs {
 pub type CustomLoss = Box<dyn Fn(&LossInputs) -> Tensor<1>>;
 /// A regulariser: a one-element tensor from [`RegularizerInputs`].
 pub type CustomRegularizer = Box<dyn Fn(&RegularizerInputs) -> Tensor<1>>;
-
-/// The autodiff device custom terms run on.
-fn device() -> Device {
-    #[cfg(feature = "flex")]
-    let base = Device::flex();
-    #[cfg(not(feature = "flex"))]
-    #[allow(deprecated)]
-    let base = Device::libtorch();
-    base.autodiff()
-}
 
 fn scalar(what: &str, t: &Tensor<1>) -> Result<()> {
     let n = t.dims()[0];
@@ -103,55 +96,44 @@ pub(crate) fn loss_and_grad(
     Ok((values(loss)[0] as f64, grad))
 }
 
-/// Effective weights and biases with their shapes, in [`RegularizerInputs`] order.
-pub(crate) struct Weights<'a> {
-    pub w_in: (&'a [f32], [usize; 2]),
-    pub w_rec: (&'a [f32], [usize; 2]),
-    pub w_out: (&'a [f32], [usize; 2]),
-    pub b_rec: &'a [f32],
-    pub b_out: &'a [f32],
-}
-
-/// Gradients of a custom regulariser in [`RegularizerInputs`] order.
-pub(crate) type RegularizerGrads = [Vec<f32>; 5];
-
-/// The regulariser's value and (when asked) its gradients.
+/// The regulariser's value and its gradients (added to `grads` when given).
 pub(crate) fn regularizer_and_grad(
     f: &CustomRegularizer,
-    w: &Weights<'_>,
-    want_grad: bool,
-) -> Result<(f64, Option<RegularizerGrads>)> {
+    w: &Regularized,
+    grads: Option<&mut Regularized>,
+) -> Result<f64> {
     let device = device();
+    let want = grads.is_some();
+    let m2 = |a: &Array2<f32>| tensor(a.as_slice().expect("standard"), [a.nrows(), a.ncols()], &device, want);
+    let m1 = |a: &Array1<f32>| tensor(a.as_slice().expect("standard"), [a.len()], &device, want);
     let inputs = RegularizerInputs {
-        w_in: tensor(w.w_in.0, w.w_in.1, &device, want_grad),
-        w_rec: tensor(w.w_rec.0, w.w_rec.1, &device, want_grad),
-        w_out: tensor(w.w_out.0, w.w_out.1, &device, want_grad),
-        b_rec: tensor(w.b_rec, [w.b_rec.len()], &device, want_grad),
-        b_out: tensor(w.b_out, [w.b_out.len()], &device, want_grad),
+        w_in: m2(&w.w_in),
+        w_rec: m2(&w.w_rec),
+        w_out: m2(&w.w_out),
+        b_rec: m1(&w.b_rec),
+        b_out: m1(&w.b_out),
     };
     let reg = f(&inputs);
     scalar("custom regularizer", &reg)?;
-    let grads = if want_grad && reg.is_tracked() {
+    if let Some(dst) = grads
+        && reg.is_tracked()
+    {
         let g = reg.backward();
-        let or_zero2 = |t: &Tensor<2>, len: usize| t.grad(&g).map(values).unwrap_or_else(|| vec![0.0; len]);
-        let or_zero1 = |t: &Tensor<1>, len: usize| t.grad(&g).map(values).unwrap_or_else(|| vec![0.0; len]);
-        Some([
-            or_zero2(&inputs.w_in, w.w_in.0.len()),
-            or_zero2(&inputs.w_rec, w.w_rec.0.len()),
-            or_zero2(&inputs.w_out, w.w_out.0.len()),
-            or_zero1(&inputs.b_rec, w.b_rec.len()),
-            or_zero1(&inputs.b_out, w.b_out.len()),
-        ])
-    } else {
-        want_grad.then(|| {
-            [
-                vec![0.0; w.w_in.0.len()],
-                vec![0.0; w.w_rec.0.len()],
-                vec![0.0; w.w_out.0.len()],
-                vec![0.0; w.b_rec.len()],
-                vec![0.0; w.b_out.len()],
-            ]
-        })
-    };
-    Ok((values(reg)[0] as f64, grads))
+        let add2 = |t: &Tensor<2>, d: &mut Array2<f32>| {
+            if let Some(v) = t.grad(&g).map(values) {
+                d.iter_mut().zip(v).for_each(|(a, b)| *a += b);
+            }
+        };
+        add2(&inputs.w_in, &mut dst.w_in);
+        add2(&inputs.w_rec, &mut dst.w_rec);
+        add2(&inputs.w_out, &mut dst.w_out);
+        let add1 = |t: &Tensor<1>, d: &mut Array1<f32>| {
+            if let Some(v) = t.grad(&g).map(values) {
+                d.iter_mut().zip(v).for_each(|(a, b)| *a += b);
+            }
+        };
+        add1(&inputs.b_rec, &mut dst.b_rec);
+        add1(&inputs.b_out, &mut dst.b_out);
+    }
+    Ok(values(reg)[0] as f64)
 }

@@ -154,6 +154,151 @@ impl GraphForward {
     }
 }
 
+/// The CPU autodiff device: flex (libtorch when psychrnn is built without flex).
+pub fn cpu_device() -> Device {
+    #[cfg(feature = "flex")]
+    let base = Device::flex();
+    #[cfg(not(feature = "flex"))]
+    #[allow(deprecated)]
+    let base = Device::libtorch();
+    base.autodiff()
+}
+
+/// A gated network's forward pass whose graph is kept for [`GatedForward::backward`].
+pub struct GatedForward {
+    /// Every trainable tensor as a 2-d leaf (vectors as `[1, len]`), in parameter order.
+    leaves: Vec<Tensor<2>>,
+    /// Hidden states `[T, B, N]` (tracked).
+    hidden: Tensor<3>,
+    /// Outputs `[T, B, O]` (tracked).
+    outputs: Tensor<3>,
+    /// The same run on the host; `states` and `rates` are both the hidden states.
+    pub host: Forward<f32>,
+}
+
+/// Runs a gated network (equations in [`crate::model::GatedRnn`]'s module docs) on `device`.
+pub fn gated_forward(device: &Device, net: &crate::model::GatedRnn, dims: Dims, x: &[f32]) -> GatedForward {
+    use crate::model::Cell;
+    let Dims {
+        batch: b,
+        steps: t,
+        n_in: i,
+        n_rec: n,
+        n_out: o,
+    } = dims;
+    let leaves: Vec<Tensor<2>> = net
+        .slices()
+        .into_iter()
+        .zip(net.param_shapes())
+        .map(|(data, shape)| {
+            let (r, c) = if shape.len() == 2 {
+                (shape[0], shape[1])
+            } else {
+                (1, shape[0])
+            };
+            tensor(data, [r, c], device, true)
+        })
+        .collect();
+    let cell = net.config.cell;
+    let k = cell.gates().len();
+    let first = if cell.has_cell_state() { 4 } else { 3 };
+    let x_tb = swap_bt(x, b, t, i);
+    let x_all = tensor(&x_tb, [t * b, i], device, false);
+    // Per gate: the hidden rows, and the input drive of all steps at once (u·W_u + b), per step.
+    let mut w_hidden = Vec::with_capacity(k);
+    let mut drive: Vec<Vec<Tensor<2>>> = Vec::with_capacity(k);
+    for g in 0..k {
+        let w = leaves[first + g].clone();
+        w_hidden.push(w.clone().slice([0..n, 0..n]));
+        let d = x_all.clone().matmul(w.slice([n..n + i, 0..n])) + leaves[first + k + g].clone();
+        drive.push(
+            d.reshape([t, b, n])
+                .chunk(t, 0)
+                .into_iter()
+                .map(|c| c.reshape([b, n]))
+                .collect(),
+        );
+    }
+    let mut h = leaves[2].clone().repeat_dim(0, b);
+    let mut c = if cell.has_cell_state() {
+        Some(leaves[3].clone().repeat_dim(0, b))
+    } else {
+        None
+    };
+    let gate = |g: usize, h: Tensor<2>, step: usize| h.matmul(w_hidden[g].clone()) + drive[g][step].clone();
+    let mut hidden = Vec::with_capacity(t);
+    for step in 0..t {
+        h = match (cell, c.take()) {
+            (Cell::Gru, _) => {
+                let z = activation::sigmoid(gate(0, h.clone(), step));
+                let r = activation::sigmoid(gate(1, h.clone(), step));
+                let cand = gate(2, r * h.clone(), step).tanh();
+                z.clone() * h + z.neg().add_scalar(1.0) * cand
+            }
+            (_, Some(c_prev)) => {
+                let f = activation::sigmoid(gate(0, h.clone(), step));
+                let inp = activation::sigmoid(gate(1, h.clone(), step));
+                let cand = gate(2, h.clone(), step).tanh();
+                let out = activation::sigmoid(gate(3, h, step));
+                let c_new = f * c_prev + inp * cand;
+                let squashed = if cell == Cell::Lstm {
+                    c_new.clone().tanh()
+                } else {
+                    activation::sigmoid(c_new.clone())
+                };
+                c = Some(c_new);
+                out * squashed
+            }
+            (_, None) => unreachable!("LSTMs carry a cell state"),
+        };
+        hidden.push(h.clone());
+    }
+    let hidden: Tensor<3> = Tensor::stack(hidden, 0);
+    let outputs = (hidden.clone().reshape([t * b, n]).matmul(leaves[0].clone().transpose()) + leaves[1].clone())
+        .reshape([t, b, o]);
+    let states = values(hidden.clone());
+    let host = Forward {
+        dims,
+        x: x_tb,
+        rates: states.clone(),
+        states,
+        outputs: values(outputs.clone()),
+    };
+    GatedForward {
+        leaves,
+        hidden,
+        outputs,
+        host,
+    }
+}
+
+impl GatedForward {
+    /// Gradients of every tensor (parameter order, row-major) given `∂L/∂z` (time-major
+    /// `[T, B, O]`) and optionally `∂L/∂h` (time-major `[T, B, N]`).
+    pub fn backward(self, g_outputs: &[f32], g_hidden: Option<&[f32]>) -> Vec<Vec<f32>> {
+        let Dims {
+            batch: b,
+            steps: t,
+            n_rec: n,
+            n_out: o,
+            ..
+        } = self.host.dims;
+        let device = self.outputs.device();
+        let mut surrogate = (self.outputs * tensor(g_outputs, [t, b, o], &device, false)).sum();
+        if let Some(gh) = g_hidden {
+            surrogate = surrogate + (self.hidden * tensor(gh, [t, b, n], &device, false)).sum();
+        }
+        let grads = surrogate.backward();
+        self.leaves
+            .iter()
+            .map(|leaf| {
+                let len = leaf.dims().iter().product();
+                leaf.grad(&grads).map(values).unwrap_or_else(|| vec![0.0; len])
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,27 +19,30 @@
 //! # Ok::<(), psychrnn::Error>(())
 //! ```
 
+mod config;
 pub mod custom;
 pub mod graph;
 mod history;
 pub mod kernel;
+mod model;
 mod source;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use ndarray::{Array1, Array2, Array3, ArrayView3};
-use serde::{Deserialize, Serialize};
+use ndarray::{Array3, ArrayView3};
 
 use crate::error::{Error, Result};
 use crate::io::{LoadOptions, NpyArray, NpyData, WeightsFile, refuse_overwrite};
 use crate::model::RateRnn;
 use crate::rng::TrialRng;
 use crate::task::{TaskSpec, TrialBatch};
+pub use config::{FixedWeights, Loss, OptimizerKind, PerformanceMeasure, TrainConfig, TrainDevice};
 pub use custom::{CustomLoss, CustomRegularizer, LossInputs, RegularizerInputs};
 use history::Reporter;
 pub use history::{History, HistoryRow, Progress, write_csv, write_parquet};
-use kernel::{Dims, Effective, Grads};
+use kernel::Dims;
+pub use model::{Pass, Regularized, TrainModel};
 pub use source::{AccuracyFn, Curriculum, TaskMixture, TrainingTask, TrialData};
 
 /// `path` with `.npz` appended when it has another or no extension (as `np.savez`).
@@ -68,351 +71,12 @@ fn create_parent(path: &Path) -> Result<()> {
     }
 }
 
-/// The training loss (PsychRNN's `loss_function`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum Loss {
-    /// `mean((mask ⊙ (z − y))²)` over all `B·T·N_out` elements (masked-out ones count as 0).
-    #[default]
-    MeanSquaredError,
-    /// `mean(mask ⊙ −(y·log(p + 1e-7) + (1 − y)·log(1 − p + 1e-7)))`, `p = clip(z, 1e-7, 1 − 1e-7)`.
-    BinaryCrossEntropy,
-    /// `Σ_{b,t} −Σ_k mask·y_k·log softmax(z)_k / (B·T)`: the outputs are logits over choices at
-    /// every time step.
-    SoftmaxCrossEntropy,
-    /// A closure given with [`Trainer::with_custom_loss`].
-    Custom,
-}
-
-/// What decides early stopping (PsychRNN's `performance_measure`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PerformanceMeasure {
-    /// The task's accuracy (the current curriculum stage's; the mean over a mixture's tasks).
-    Accuracy,
-    /// A closure given with [`Trainer::with_performance_measure`].
-    Custom,
-}
-
-/// Per-element 0/1 masks of entries that must not change (1 = fixed), any subset of parameters.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct FixedWeights {
-    /// `[n_rec, n_in]`.
-    pub w_in: Option<Array2<f32>>,
-    /// `[n_rec, n_rec]`.
-    pub w_rec: Option<Array2<f32>>,
-    /// `[n_out, n_rec]`.
-    pub w_out: Option<Array2<f32>>,
-    /// `[n_rec]`.
-    pub b_rec: Option<Array1<f32>>,
-    /// `[n_out]`.
-    pub b_out: Option<Array1<f32>>,
-    /// `[n_rec]`.
-    pub init_state: Option<Array1<f32>>,
-}
-
-/// Training parameters, PsychRNN's `train_params` with the same meaning and defaults.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct TrainConfig {
-    /// Adam (or SGD) step size.
-    pub learning_rate: f64,
-    /// Trials to train on; `ceil(training_iters / batch)` updates. (PsychRNN 1.0.0 on PyPI ran one
-    /// update fewer; GitHub master and psychrnn run the full count.)
-    pub training_iters: usize,
-    /// Record the loss every this many updates.
-    pub loss_epoch: usize,
-    /// Clip each gradient tensor to L2 norm ≤ 1.
-    pub clip_grads: bool,
-    /// Loss function.
-    pub loss: Loss,
-    /// Adam (TF1) or plain SGD.
-    pub optimizer: OptimizerKind,
-    /// `L1_in · mean|W_in_eff|`.
-    pub l1_in: f64,
-    /// `L1_rec · mean|W_rec_eff|`.
-    pub l1_rec: f64,
-    /// `L1_out · mean|W_out_eff|`.
-    pub l1_out: f64,
-    /// `L2_in · mean(W_in_eff²)`.
-    pub l2_in: f64,
-    /// `L2_rec · mean(W_rec_eff²)`.
-    pub l2_rec: f64,
-    /// `L2_out · mean(W_out_eff²)`.
-    pub l2_out: f64,
-    /// `L2_firing_rate · mean(f(states)²)`.
-    pub l2_firing_rate: f64,
-    /// Entries that never move.
-    pub fixed_weights: FixedWeights,
-    /// Measured on a fresh batch after every update; training stops once it reaches
-    /// `performance_cutoff`. Give both or neither.
-    pub performance_measure: Option<PerformanceMeasure>,
-    /// See `performance_measure`.
-    pub performance_cutoff: Option<f64>,
-    /// Where the trained weights are written when a training call ends (PsychRNN format with Adam
-    /// slots; `.npz` appended when missing). Never overwrites.
-    pub save_weights_path: Option<PathBuf>,
-    /// Prefix of checkpoints written every `save_training_weights_epoch` updates during training:
-    /// `<prefix><update>.npz` (as PsychRNN), resumable with [`Trainer::resume`]. Never overwrites.
-    pub training_weights_path: Option<PathBuf>,
-    /// Updates between checkpoints.
-    pub save_training_weights_epoch: usize,
-    /// Progress bar, plain lines or nothing.
-    pub progress: Progress,
-    /// Where the forward and backward pass run.
-    pub device: TrainDevice,
-    /// Seed of the trials, the recurrent noise and the accuracy batches: update k uses streams
-    /// derived from `(seed, k)`, so a resumed run continues exactly where it stopped.
-    pub seed: u64,
-}
-
-impl Default for TrainConfig {
-    fn default() -> Self {
-        Self {
-            learning_rate: 1e-3,
-            training_iters: 50_000,
-            loss_epoch: 10,
-            clip_grads: true,
-            loss: Loss::MeanSquaredError,
-            optimizer: OptimizerKind::default(),
-            l1_in: 0.0,
-            l1_rec: 0.0,
-            l1_out: 0.0,
-            l2_in: 0.0,
-            l2_rec: 0.0,
-            l2_out: 0.0,
-            l2_firing_rate: 0.0,
-            fixed_weights: FixedWeights::default(),
-            performance_measure: None,
-            performance_cutoff: None,
-            save_weights_path: None,
-            training_weights_path: None,
-            save_training_weights_epoch: 100,
-            progress: Progress::Auto,
-            device: TrainDevice::Flex,
-            seed: 0,
-        }
-    }
-}
-
-/// Where training computes its forward and backward passes. The optimiser, the loss and the
-/// constraints run on the host in every case, so the devices differ only by float rounding.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum TrainDevice {
-    /// Pure-Rust CPU: the rate RNN's fused forward/BPTT kernel (other models: burn-flex autodiff).
-    #[default]
-    Flex,
-    /// libtorch on the CPU, through burn-tch (psychrnn built with `--features tch`).
-    Libtorch,
-    /// libtorch on CUDA GPU `index` (psychrnn built with `--features tch`, libtorch with CUDA).
-    LibtorchCuda(usize),
-}
-
-impl TrainDevice {
-    /// Parses `flex`, `libtorch`, `libtorch-cuda` (GPU 0) or `libtorch-cuda:N`.
-    pub fn from_name(name: &str) -> Result<Self> {
-        let unknown = || Error::Unknown {
-            kind: "device",
-            name: name.to_string(),
-            known: "flex, libtorch, libtorch-cuda, libtorch-cuda:N".into(),
-        };
-        match name {
-            "flex" => Ok(Self::Flex),
-            "libtorch" => Ok(Self::Libtorch),
-            "libtorch-cuda" => Ok(Self::LibtorchCuda(0)),
-            _ => name
-                .strip_prefix("libtorch-cuda:")
-                .and_then(|i| i.parse().ok())
-                .map(Self::LibtorchCuda)
-                .ok_or_else(unknown),
-        }
-    }
-
-    /// The burn autodiff device of the graph engine; `None` for the fused kernel. Fails when this
-    /// build has no libtorch, or libtorch sees no such CUDA device.
-    pub fn burn_device(self) -> Result<Option<burn::tensor::Device>> {
-        match self {
-            Self::Flex => Ok(None),
-            #[cfg(feature = "tch")]
-            #[allow(deprecated)]
-            Self::Libtorch => Ok(Some(burn::tensor::Device::libtorch().autodiff())),
-            #[cfg(feature = "tch")]
-            #[allow(deprecated)]
-            Self::LibtorchCuda(index) => {
-                let available = tch::Cuda::device_count().max(0) as usize;
-                if index >= available {
-                    return Err(Error::range(
-                        "device",
-                        format!("libtorch-cuda:{index}"),
-                        format!("a CUDA device index < {available} (libtorch sees {available})"),
-                    ));
-                }
-                Ok(Some(burn::tensor::Device::libtorch_cuda(index).autodiff()))
-            }
-            #[cfg(not(feature = "tch"))]
-            Self::Libtorch | Self::LibtorchCuda(_) => Err(Error::invalid(
-                "device",
-                "libtorch needs psychrnn built with `--features tch` (see scripts/setup-libtorch.sh)",
-            )),
-        }
-    }
-}
-
-/// The optimiser.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-pub enum OptimizerKind {
-    /// TF1 Adam (PsychRNN's default): β1 0.9, β2 0.999, ε 1e-8.
-    Adam {
-        /// First-moment decay.
-        beta1: f64,
-        /// Second-moment decay.
-        beta2: f64,
-        /// Added to `sqrt(v)`.
-        epsilon: f64,
-    },
-    /// `θ ← θ − lr·g`.
-    Sgd,
-}
-
-impl Default for OptimizerKind {
-    fn default() -> Self {
-        OptimizerKind::Adam {
-            beta1: 0.9,
-            beta2: 0.999,
-            epsilon: 1e-8,
-        }
-    }
-}
-
-impl TrainConfig {
-    /// Checks every field against the model it will train.
-    pub fn validate(&self, model: &RateRnn) -> Result<()> {
-        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
-            return Err(Error::range("learning_rate", self.learning_rate, "finite and > 0"));
-        }
-        if self.training_iters == 0 {
-            return Err(Error::range("training_iters", 0, ">= 1"));
-        }
-        if self.loss_epoch == 0 {
-            return Err(Error::range("loss_epoch", 0, ">= 1"));
-        }
-        if self.save_training_weights_epoch == 0 {
-            return Err(Error::range("save_training_weights_epoch", 0, ">= 1"));
-        }
-        self.device.burn_device()?;
-        match (self.performance_measure, self.performance_cutoff) {
-            (Some(_), None) => {
-                return Err(Error::invalid(
-                    "performance_measure",
-                    "given without performance_cutoff; set both or neither",
-                ));
-            }
-            (None, Some(_)) => {
-                return Err(Error::invalid(
-                    "performance_cutoff",
-                    "given without performance_measure; set both or neither",
-                ));
-            }
-            _ => {}
-        }
-        for (field, v) in [
-            ("l1_in", self.l1_in),
-            ("l1_rec", self.l1_rec),
-            ("l1_out", self.l1_out),
-            ("l2_in", self.l2_in),
-            ("l2_rec", self.l2_rec),
-            ("l2_out", self.l2_out),
-            ("l2_firing_rate", self.l2_firing_rate),
-        ] {
-            if !(v.is_finite() && v >= 0.0) {
-                return Err(Error::range(field, v, "finite and >= 0"));
-            }
-        }
-        if let Some(c) = self.performance_cutoff {
-            if self.performance_measure == Some(PerformanceMeasure::Accuracy) && !(0.0..=1.0).contains(&c) {
-                return Err(Error::range("performance_cutoff", c, "in [0, 1] for an accuracy"));
-            }
-            if !c.is_finite() {
-                return Err(Error::range("performance_cutoff", c, "finite"));
-            }
-        }
-        if let OptimizerKind::Adam { beta1, beta2, epsilon } = self.optimizer {
-            for (field, v) in [("beta1", beta1), ("beta2", beta2)] {
-                if !(0.0..1.0).contains(&v) {
-                    return Err(Error::range(field, v, "in [0, 1)"));
-                }
-            }
-            if !(epsilon.is_finite() && epsilon > 0.0) {
-                return Err(Error::range("epsilon", epsilon, "finite and > 0"));
-            }
-        }
-        let fw = &self.fixed_weights;
-        let p = &model.params;
-        let want_shapes = [
-            p.init_state.shape(),
-            p.w_in.shape(),
-            p.w_rec.shape(),
-            p.w_out.shape(),
-            p.b_rec.shape(),
-            p.b_out.shape(),
-        ];
-        let fields = ["init_state", "w_in", "w_rec", "w_out", "b_rec", "b_out"];
-        for ((name, got), want) in fields.iter().zip(fw.shapes()).zip(want_shapes) {
-            if let Some(got) = got
-                && got != want
-            {
-                return Err(Error::shape(format!("fixed_weights.{name}"), want, got));
-            }
-        }
-        for (name, values) in fields.iter().zip(fw.slices()) {
-            if let Some(v) = values.into_iter().flatten().find(|&&v| v != 0.0 && v != 1.0) {
-                return Err(Error::range(format!("fixed_weights.{name}"), v, "entries 0 or 1"));
-            }
-        }
-        Ok(())
-    }
-}
-
-impl FixedWeights {
-    /// Shapes of the masks given, in [`PARAM_NAMES`] order.
-    fn shapes(&self) -> [Option<&[usize]>; 6] {
-        [
-            self.init_state.as_ref().map(|a| a.shape()),
-            self.w_in.as_ref().map(|a| a.shape()),
-            self.w_rec.as_ref().map(|a| a.shape()),
-            self.w_out.as_ref().map(|a| a.shape()),
-            self.b_rec.as_ref().map(|a| a.shape()),
-            self.b_out.as_ref().map(|a| a.shape()),
-        ]
-    }
-
-    /// The masks in [`PARAM_NAMES`] order.
-    fn slices(&self) -> [Option<&[f32]>; 6] {
-        [
-            self.init_state.as_ref().and_then(|a| a.as_slice()),
-            self.w_in.as_ref().and_then(|a| a.as_slice()),
-            self.w_rec.as_ref().and_then(|a| a.as_slice()),
-            self.w_out.as_ref().and_then(|a| a.as_slice()),
-            self.b_rec.as_ref().and_then(|a| a.as_slice()),
-            self.b_out.as_ref().and_then(|a| a.as_slice()),
-        ]
-    }
-}
-
-/// The six trainable tensors, in PsychRNN's variable order, flattened row-major.
+/// The rate RNN's six trainable tensors, in PsychRNN's variable order, flattened row-major.
 pub const PARAM_NAMES: [&str; 6] = ["init_state", "W_in", "W_rec", "W_out", "b_rec", "b_out"];
 
-/// Shapes of the six parameters as PsychRNN stores them (`init_state` is `[1, n_rec]`).
-fn param_shapes(m: &RateRnn) -> Vec<Vec<usize>> {
-    let (i, n, o) = (m.n_in(), m.n_rec(), m.n_out());
-    vec![vec![1, n], vec![n, i], vec![n, n], vec![o, n], vec![n], vec![o]]
-}
-
-/// Gradients or optimiser slots for the six parameters, in [`PARAM_NAMES`] order.
-pub type ParamVecs = [Vec<f32>; 6];
+/// Gradients or optimiser slots, one vector per trainable tensor in
+/// [`TrainModel::param_names`] order ([`PARAM_NAMES`] for the rate RNN).
+pub type ParamVecs = Vec<Vec<f32>>;
 
 /// What a call to [`Trainer::train`] did.
 #[derive(Clone, Debug, PartialEq)]
@@ -455,9 +119,10 @@ impl LossParts {
     }
 }
 
-/// Trains a [`RateRnn`] in place, keeping its optimiser state between calls.
-pub struct Trainer {
-    model: RateRnn,
+/// Trains a network in place ([`RateRnn`] by default, or a [`crate::model::GatedRnn`]), keeping
+/// its optimiser state between calls.
+pub struct Trainer<M: TrainModel = RateRnn> {
+    model: M,
     config: TrainConfig,
     m: ParamVecs,
     v: ParamVecs,
@@ -474,21 +139,6 @@ pub struct Trainer {
 
 /// A custom performance measure: `(batch, outputs [batch, time, n_out]) -> value`.
 pub type PerformanceFn = Box<dyn Fn(&TrialBatch<()>, ArrayView3<'_, f32>) -> f64>;
-
-/// A forward pass kept for its backward.
-enum Pass {
-    Native(kernel::Forward<f32>),
-    Graph(Box<graph::GraphForward>),
-}
-
-impl Pass {
-    fn host(&self) -> &kernel::Forward<f32> {
-        match self {
-            Pass::Native(f) => f,
-            Pass::Graph(g) => &g.host,
-        }
-    }
-}
 
 /// Where one training call takes its batches from.
 enum Source<'a> {
@@ -527,24 +177,14 @@ fn stream_seed(seed: u64, update: usize, purpose: Purpose) -> u64 {
     z ^ (z >> 31)
 }
 
-impl Trainer {
+impl<M: TrainModel> Trainer<M> {
     /// Checks `config` against `model`.
-    pub fn new(model: RateRnn, config: TrainConfig) -> Result<Self> {
+    pub fn new(model: M, config: TrainConfig) -> Result<Self> {
         config.validate(&model)?;
-        let zeros = |model: &RateRnn| -> ParamVecs {
-            let (i, n, o) = (model.n_in(), model.n_rec(), model.n_out());
-            [
-                vec![0.0; n],
-                vec![0.0; n * i],
-                vec![0.0; n * n],
-                vec![0.0; o * n],
-                vec![0.0; n],
-                vec![0.0; o],
-            ]
-        };
+        let zeros: ParamVecs = model.param_slices().iter().map(|p| vec![0.0; p.len()]).collect();
         Ok(Self {
-            m: zeros(&model),
-            v: zeros(&model),
+            m: zeros.clone(),
+            v: zeros,
             model,
             config,
             beta1_power: 1.0,
@@ -589,12 +229,12 @@ impl Trainer {
     }
 
     /// The model being trained.
-    pub fn model(&self) -> &RateRnn {
+    pub fn model(&self) -> &M {
         &self.model
     }
 
     /// Takes the trained model out.
-    pub fn into_model(self) -> RateRnn {
+    pub fn into_model(self) -> M {
         self.model
     }
 
@@ -621,16 +261,16 @@ impl Trainer {
     /// The model's PsychRNN weights file plus the Adam slots (`<v>/Adam` = m, `<v>/Adam_1` = v),
     /// as PsychRNN saves a trained model.
     pub fn to_weights(&self) -> WeightsFile {
-        let mut file = self.model.to_weights();
-        let shapes: Vec<Vec<usize>> = param_shapes(&self.model);
+        let mut file = self.model.weights_file();
+        let shapes = self.model.param_shapes();
         let at = file
             .entries
             .iter()
             .position(|(k, _)| k == "dale_ratio")
             .unwrap_or(file.entries.len());
         let mut slots = Vec::new();
-        let flags = self.model.config.trainable.flags();
-        for (k, name) in PARAM_NAMES.iter().enumerate().filter(|(k, _)| flags[*k]) {
+        let flags = self.model.trainable();
+        for (k, name) in self.model.param_names().iter().enumerate().filter(|(k, _)| flags[*k]) {
             for (suffix, data) in [("Adam", &self.m[k]), ("Adam_1", &self.v[k])] {
                 slots.push((
                     format!("{name}/{suffix}"),
@@ -648,10 +288,12 @@ impl Trainer {
     /// counts, Adam's β powers and the trainable flags.
     pub fn checkpoint(&self) -> WeightsFile {
         let mut file = self.to_weights();
-        for ((name, data), shape) in PARAM_NAMES
+        for ((name, data), shape) in self
+            .model
+            .param_names()
             .iter()
-            .zip(self.model.params.slices())
-            .zip(param_shapes(&self.model))
+            .zip(self.model.param_slices())
+            .zip(self.model.param_shapes())
         {
             file.entries
                 .push((format!("psychrnn/raw/{name}"), NpyArray::from_f32(shape, data.to_vec())));
@@ -668,7 +310,7 @@ impl Trainer {
             "psychrnn/beta_powers".into(),
             NpyArray::from_f32(vec![2], vec![self.beta1_power, self.beta2_power]),
         ));
-        let flags = self.model.config.trainable.flags();
+        let flags = self.model.trainable();
         file.entries.push((
             "psychrnn/trainable".into(),
             int(flags.iter().map(|&f| f as i64).collect()),
@@ -681,12 +323,12 @@ impl Trainer {
     /// gives the weights of an uninterrupted run. A plain PsychRNN weights file also works (its
     /// Adam slots are used when present; counters start at 0).
     pub fn resume(file: &WeightsFile, options: &LoadOptions, config: TrainConfig) -> Result<Self> {
-        let mut model = RateRnn::from_weights(file, options)?;
+        let mut model = M::load(file, options)?;
         if let Some(flags) = file.get("psychrnn/trainable").and_then(NpyArray::to_f64_vec) {
-            let f = |k: usize| flags.get(k).is_none_or(|&v| v != 0.0);
-            model.config.trainable = crate::model::Trainable::from_flags(std::array::from_fn(f));
+            model.set_trainable(&flags.iter().map(|&v| v != 0.0).collect::<Vec<_>>());
         }
-        let shapes = param_shapes(&model);
+        let shapes = model.param_shapes();
+        let names = model.param_names();
         let read = |key: &str, len: usize| -> Result<Option<Vec<f32>>> {
             let Some(a) = file.get(key) else { return Ok(None) };
             match a.to_f32_vec() {
@@ -699,16 +341,16 @@ impl Trainer {
             }
         };
         let mut raw: Vec<Option<Vec<f32>>> = Vec::new();
-        for (name, shape) in PARAM_NAMES.iter().zip(&shapes) {
+        for (name, shape) in names.iter().zip(&shapes) {
             raw.push(read(&format!("psychrnn/raw/{name}"), shape.iter().product())?);
         }
-        for (target, values) in model.params.slices_mut().into_iter().zip(raw) {
+        for (target, values) in model.param_slices_mut().into_iter().zip(raw) {
             if let Some(v) = values {
                 target.copy_from_slice(&v);
             }
         }
         let mut trainer = Trainer::new(model, config)?;
-        for (k, (name, shape)) in PARAM_NAMES.iter().zip(&shapes).enumerate() {
+        for (k, (name, shape)) in names.iter().zip(&shapes).enumerate() {
             let len = shape.iter().product();
             if let Some(m) = read(&format!("{name}/Adam"), len)? {
                 trainer.m[k] = m;
@@ -792,10 +434,11 @@ impl Trainer {
     fn check_run(&self, source: &Source<'_>) -> Result<()> {
         self.config.validate(&self.model)?;
         let spec = source.spec();
-        if (spec.n_in, spec.n_out) != (self.model.n_in(), self.model.n_out()) {
+        let (n_in, _, n_out) = self.model.sizes();
+        if (spec.n_in, spec.n_out) != (n_in, n_out) {
             return Err(Error::shape(
                 "task inputs/outputs",
-                &[self.model.n_in(), self.model.n_out()],
+                &[n_in, n_out],
                 &[spec.n_in, spec.n_out],
             ));
         }
@@ -962,8 +605,7 @@ impl Trainer {
     /// The network's outputs `[batch, time, n_out]` on `batch`'s inputs, recurrent noise from `noise`.
     pub fn outputs<P>(&self, batch: &TrialBatch<P>, noise: &mut TrialRng) -> Result<Array3<f32>> {
         self.check_batch(batch)?;
-        let eff = Effective::of(&self.model);
-        let pass = self.forward(&eff, batch, noise)?;
+        let pass = self.forward(batch, noise)?;
         let fwd = pass.host();
         let d = fwd.dims;
         Ok(Array3::from_shape_vec(
@@ -979,44 +621,31 @@ impl Trainer {
         Ok(task.score(batch.y.view(), outputs.view(), batch.mask.view()))
     }
 
-    /// The forward pass on the configured device: the fused kernel on flex, burn ops elsewhere.
-    fn forward<P>(&self, eff: &Effective, batch: &TrialBatch<P>, noise: &mut TrialRng) -> Result<Pass> {
+    /// The forward pass on the configured device (the rate RNN's fused kernel on flex).
+    fn forward<P>(&self, batch: &TrialBatch<P>, noise: &mut TrialRng) -> Result<Pass> {
         let (b, t, i) = batch.x.dim();
+        let (_, n, o) = self.model.sizes();
         let dims = Dims {
             batch: b,
             steps: t,
             n_in: i,
-            n_rec: self.model.n_rec(),
-            n_out: self.model.n_out(),
+            n_rec: n,
+            n_out: o,
         };
         let x = batch.x.as_standard_layout();
-        let x = x.as_slice().expect("standard");
-        let w = eff.weights(&self.model);
-        let transfer = self.model.config.transfer;
-        let rec_noise = self.model.config.rec_noise;
-        Ok(match self.config.device.burn_device()? {
-            None => Pass::Native(kernel::forward(
-                dims,
-                &w,
-                transfer,
-                x,
-                (rec_noise > 0.0).then_some((noise, rec_noise)),
-            )),
-            Some(device) => {
-                let z = (rec_noise > 0.0).then(|| kernel::noise(dims, w.alpha, rec_noise, noise));
-                Pass::Graph(Box::new(graph::forward(&device, dims, &w, transfer, x, z.as_deref())))
-            }
-        })
+        let device = self.config.device.burn_device()?;
+        Ok(self
+            .model
+            .forward(device.as_ref(), dims, x.as_slice().expect("standard"), noise))
     }
 
     /// The objective on `batch` (no update).
     pub fn objective<P>(&self, batch: &TrialBatch<P>, noise: &mut TrialRng) -> Result<LossParts> {
         self.check_batch(batch)?;
-        let eff = Effective::of(&self.model);
-        let pass = self.forward(&eff, batch, noise)?;
+        let pass = self.forward(batch, noise)?;
         let (parts, _, _) = self.loss_and_output_grads(pass.host(), batch, false)?;
         Ok(LossParts {
-            regularization: parts.regularization + self.weight_regularization(&eff, None)?,
+            regularization: parts.regularization + self.weight_regularization(&self.model.regularized(), None)?,
             ..parts
         })
     }
@@ -1028,10 +657,11 @@ impl Trainer {
                 what: format!("training batch of shape [{b}, {t}, {i}]"),
             });
         }
-        if i != self.model.n_in() {
-            return Err(Error::shape("batch x", &[b, t, self.model.n_in()], &[b, t, i]));
+        let (n_in, _, n_out) = self.model.sizes();
+        if i != n_in {
+            return Err(Error::shape("batch x", &[b, t, n_in], &[b, t, i]));
         }
-        let want = [b, t, self.model.n_out()];
+        let want = [b, t, n_out];
         for (field, a) in [("batch y", &batch.y), ("batch mask", &batch.mask)] {
             if a.shape() != want {
                 return Err(Error::shape(field, &want, a.shape()));
@@ -1070,7 +700,7 @@ impl Trainer {
         let coef = self.config.l2_firing_rate;
         let (mut reg, mut g_states) = (0.0, None);
         if coef > 0.0 {
-            let transfer = self.model.config.transfer;
+            let transfer = self.model.rate_transfer();
             let n = fwd.rates.len() as f64;
             reg = coef * fwd.rates.iter().map(|&r| (r as f64).powi(2)).sum::<f64>() / n;
             if want_grads {
@@ -1147,30 +777,27 @@ impl Trainer {
         (loss / count, g)
     }
 
-    /// Weight regularisers (means over effective weights, plus the custom one); adds their
+    /// Weight regularisers (means over the regularised weights, plus the custom one); adds their
     /// gradients to `grads`.
-    fn weight_regularization(&self, eff: &Effective, mut grads: Option<&mut Grads<f32>>) -> Result<f64> {
+    fn weight_regularization(&self, w: &Regularized, mut grads: Option<&mut Regularized>) -> Result<f64> {
         let c = &self.config;
         let mut total = 0.0;
-        let terms: [(&Array2<f32>, f64, f64, usize); 3] = [
-            (&eff.w_in, c.l1_in, c.l2_in, 0),
-            (&eff.w_rec, c.l1_rec, c.l2_rec, 1),
-            (&eff.w_out, c.l1_out, c.l2_out, 2),
-        ];
-        for (w, l1, l2, which) in terms {
+        for (which, l1, l2) in [(0, c.l1_in, c.l2_in), (1, c.l1_rec, c.l2_rec), (2, c.l1_out, c.l2_out)] {
             if l1 == 0.0 && l2 == 0.0 {
                 continue;
             }
-            let n = w.len() as f64;
-            total += l1 * w.iter().map(|v| v.abs() as f64).sum::<f64>() / n;
-            total += l2 * w.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / n;
+            let pick = |r: &Regularized| [&r.w_in, &r.w_rec, &r.w_out][which].clone();
+            let m = pick(w);
+            let n = m.len() as f64;
+            total += l1 * m.iter().map(|v| v.abs() as f64).sum::<f64>() / n;
+            total += l2 * m.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / n;
             if let Some(g) = grads.as_deref_mut() {
                 let target = match which {
                     0 => &mut g.w_in,
                     1 => &mut g.w_rec,
                     _ => &mut g.w_out,
                 };
-                for (gv, &wv) in target.iter_mut().zip(w.iter()) {
+                for (gv, &wv) in target.iter_mut().zip(m.iter()) {
                     let sign = if wv > 0.0 {
                         1.0
                     } else if wv < 0.0 {
@@ -1183,97 +810,28 @@ impl Trainer {
             }
         }
         if let Some(f) = &self.custom_regularizer {
-            let p = &self.model.params;
-            fn slice(a: &Array2<f32>) -> (&[f32], [usize; 2]) {
-                (a.as_slice().expect("standard"), [a.nrows(), a.ncols()])
-            }
-            let weights = custom::Weights {
-                w_in: slice(&eff.w_in),
-                w_rec: slice(&eff.w_rec),
-                w_out: slice(&eff.w_out),
-                b_rec: p.b_rec.as_slice().expect("standard"),
-                b_out: p.b_out.as_slice().expect("standard"),
-            };
-            let (value, g) = custom::regularizer_and_grad(f, &weights, grads.is_some())?;
-            total += value;
-            if let (Some(dst), Some(src)) = (grads, g) {
-                let targets = [
-                    &mut dst.w_in,
-                    &mut dst.w_rec,
-                    &mut dst.w_out,
-                    &mut dst.b_rec,
-                    &mut dst.b_out,
-                ];
-                for (t, s) in targets.into_iter().zip(src) {
-                    t.iter_mut().zip(s).for_each(|(a, b)| *a += b);
-                }
-            }
+            total += custom::regularizer_and_grad(f, w, grads)?;
         }
         Ok(total)
     }
 
     /// Gradients of the objective on `batch` with respect to the raw parameters, before fixed-weight
-    /// masking and clipping, in [`PARAM_NAMES`] order; and the objective.
+    /// masking and clipping, in [`TrainModel::param_names`] order; and the objective.
     pub fn gradients<P>(&self, batch: &TrialBatch<P>, noise: &mut TrialRng) -> Result<(LossParts, ParamVecs)> {
         self.check_batch(batch)?;
-        let eff = Effective::of(&self.model);
-        let pass = self.forward(&eff, batch, noise)?;
+        let pass = self.forward(batch, noise)?;
         let (mut parts, g_out, g_states) = self.loss_and_output_grads(pass.host(), batch, true)?;
-        let mut grads = match pass {
-            Pass::Native(fwd) => kernel::backward(
-                &fwd,
-                &eff.weights(&self.model),
-                self.model.config.transfer,
-                &g_out,
-                g_states.as_deref(),
-            ),
-            Pass::Graph(fwd) => fwd.backward(&g_out, g_states.as_deref()),
-        };
-        parts.regularization += self.weight_regularization(&eff, Some(&mut grads))?;
-        Ok((parts, self.to_raw(grads)))
-    }
-
-    /// Chain rule through the constraints: `W ⊙ C`, or `|W ⊙ C|·D` under Dale.
-    fn to_raw(&self, g: Grads<f32>) -> ParamVecs {
-        let m = &self.model;
-        let c = &m.constraints;
-        let raw = |g_eff: Vec<f32>, w: &Array2<f32>, mask: &Array2<f32>, dale: Option<&Array1<f32>>| -> Vec<f32> {
-            let cols = w.ncols();
-            g_eff
-                .iter()
-                .zip(w.iter().zip(mask.iter()))
-                .enumerate()
-                .map(|(idx, (&ge, (&wv, &cv)))| {
-                    if !c.dale {
-                        return ge * cv;
-                    }
-                    let masked = wv * cv;
-                    let sign = if masked > 0.0 {
-                        1.0
-                    } else if masked < 0.0 {
-                        -1.0
-                    } else {
-                        0.0
-                    };
-                    let d = dale.map_or(1.0, |d| d[idx % cols]);
-                    ge * d * sign * cv
-                })
-                .collect()
-        };
-        [
-            g.init_state,
-            raw(g.w_in, &m.params.w_in, &c.input_connectivity, None),
-            raw(g.w_rec, &m.params.w_rec, &c.rec_connectivity, Some(&c.dale_rec)),
-            raw(g.w_out, &m.params.w_out, &c.output_connectivity, Some(&c.dale_out)),
-            g.b_rec,
-            g.b_out,
-        ]
+        let reg = self.model.regularized();
+        let mut g_reg = reg.zeros_like();
+        parts.regularization += self.weight_regularization(&reg, Some(&mut g_reg))?;
+        let grads = self.model.backward(pass, &g_out, g_states.as_deref(), g_reg);
+        Ok((parts, grads))
     }
 
     /// Fixed-weight masking then per-tensor clipping (TF's `clip_by_norm(g, 1)`), in place.
     pub fn mask_and_clip(&self, grads: &mut ParamVecs) {
-        for (g, f) in grads.iter_mut().zip(self.config.fixed_weights.slices()) {
-            if let Some(f) = f {
+        for (g, name) in grads.iter_mut().zip(self.model.param_names()) {
+            if let Some(f) = self.config.fixed_weights.slice(&name) {
                 g.iter_mut().zip(f).for_each(|(gv, &fv)| *gv *= 1.0 - fv);
             }
             if self.config.clip_grads {
@@ -1304,8 +862,8 @@ impl Trainer {
 
     fn apply(&mut self, grads: &ParamVecs) {
         let lr = self.config.learning_rate as f32;
-        let flags = self.model.config.trainable.flags();
-        let params = self.model.params.slices_mut();
+        let flags = self.model.trainable();
+        let params = self.model.param_slices_mut();
         match self.config.optimizer {
             OptimizerKind::Sgd => {
                 for ((param, g), on) in params.into_iter().zip(grads).zip(flags) {
@@ -1334,17 +892,6 @@ impl Trainer {
                 }
             }
         }
-    }
-}
-
-impl std::fmt::Display for Loss {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Loss::MeanSquaredError => "mean_squared_error",
-            Loss::BinaryCrossEntropy => "binary_cross_entropy",
-            Loss::SoftmaxCrossEntropy => "softmax_cross_entropy",
-            Loss::Custom => "custom",
-        })
     }
 }
 
@@ -1447,20 +994,26 @@ mod tests {
             fixed_weights: fw,
             ..d()
         };
+        let zeros = |r, c| ndarray::Array2::<f32>::zeros((r, c));
         assert_eq!(
-            field_of(fixed(FixedWeights {
-                w_rec: Some(Array2::zeros((8, 7))),
-                ..Default::default()
-            })),
-            "fixed_weights.w_rec"
+            field_of(fixed(FixedWeights::new().with("W_rec", zeros(8, 7)))),
+            "fixed_weights.W_rec"
         );
         assert_eq!(
-            field_of(fixed(FixedWeights {
-                w_in: Some(Array2::from_elem((8, 2), 0.5)),
-                ..Default::default()
-            })),
-            "fixed_weights.w_in"
+            field_of(fixed(FixedWeights::new().with("W_in", zeros(8, 2) + 0.5))),
+            "fixed_weights.W_in"
         );
+        // init_state is [1, n_rec] in files; an [n_rec] mask also fits.
+        let init = FixedWeights::new().with("init_state", ndarray::Array1::<f32>::zeros(8));
+        assert!(Trainer::new(model(), fixed(init)).is_ok());
+        let unknown = FixedWeights::new().with("W_f", zeros(8, 8));
+        assert!(matches!(
+            Trainer::new(model(), fixed(unknown)),
+            Err(Error::Unknown {
+                kind: "fixed_weights variable",
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -1568,7 +1121,7 @@ mod tests {
             rec_noise: 0.1,
             ..LoadOptions::default()
         };
-        let mut resumed = Trainer::resume(&file, &options, train).unwrap();
+        let mut resumed = Trainer::<RateRnn>::resume(&file, &options, train).unwrap();
         assert_eq!(resumed.updates(), 3);
         resumed.train(&task).unwrap();
         assert_eq!(resumed.model().params, straight.model().params);
