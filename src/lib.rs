@@ -27,9 +27,12 @@
 //! `np.random.seed(s)`, so `task.batch(&mut TrialRng::numpy(s))` equals PsychRNN's
 //! `np.random.seed(s); task.get_trial_batch()`.
 
+pub mod analysis;
+pub mod display;
 pub mod error;
 pub mod io;
 pub mod model;
+pub mod plot;
 pub mod rng;
 pub mod simulate;
 pub mod task;

@@ -315,3 +315,58 @@ fn train_and_resume() {
         "already exists",
     );
 }
+
+/// `analyze` on the network PsychRNN trained: every table, result and figure is written, the
+/// fitted curve rises, and a second run refuses to replace the files.
+#[test]
+fn analyze_the_fixture() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("analysis");
+    let options = dir.path().join("options.json");
+    std::fs::write(&options, r#"{"n_trials": 64, "repeats": 40, "n_inits": 32}"#).unwrap();
+    let args = [
+        "analyze",
+        "--weights",
+        FIXTURE,
+        "--task",
+        "perceptual-discrimination",
+        "--options",
+        options.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let stdout = ok(&args);
+    assert!(
+        stdout.contains("psychometric (logistic)") && stdout.contains("fixed points"),
+        "{stdout}"
+    );
+    for f in [
+        "trials.parquet",
+        "trials.csv",
+        "lesions.csv",
+        "psychometric.json",
+        "pca.json",
+        "fixed_points.json",
+        "timings.json",
+        "trials.svg",
+        "outputs.svg",
+        "weights.svg",
+        "state_space.svg",
+        "psychometric.svg",
+    ] {
+        assert!(out.join(f).is_file(), "missing {f}");
+    }
+    let fit: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("psychometric.json")).unwrap()).unwrap();
+    assert!(fit["logistic"]["slope"].as_f64().unwrap() > 0.0, "{}", fit["logistic"]);
+    let lines = std::fs::read_to_string(out.join("lesions.csv"))
+        .unwrap()
+        .lines()
+        .count();
+    assert_eq!(lines, 1 + 50, "header + one row per unit");
+    fails(&args, "already exists");
+    fails(
+        &["analyze", "--weights", FIXTURE, "--task", "nope", "--out", "x"],
+        "unknown task",
+    );
+}

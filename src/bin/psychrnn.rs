@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use psychrnn::analysis::{self, ReportOptions, Stability};
 use psychrnn::error::{Error, Result};
 use psychrnn::io::{self, LoadOptions, NpyArray, WeightsFile, refuse_overwrite, to_npy};
 use psychrnn::model::{Cell, GatedRnn, GatedRnnConfig, Initializer, RateRnn, RateRnnConfig, Tau, Transfer};
@@ -35,6 +36,37 @@ enum Command {
     /// Train a rate RNN on a task or fixed data; writes weights.npz, config.json and
     /// history.csv/.parquet to --out.
     Train(TrainArgs),
+    /// Analyse a trained rate RNN: trial table, psychometric curve and fits, PCA, fixed points
+    /// with Jacobian spectra, single-unit lesions; writes tables, JSON and SVG figures to --out.
+    Analyze(AnalyzeArgs),
+}
+
+#[derive(Args)]
+struct AnalyzeArgs {
+    /// A folder written by `psychrnn train` (weights.npz and config.json).
+    #[arg(long, required_unless_present = "weights", conflicts_with = "weights")]
+    run: Option<PathBuf>,
+    /// A PsychRNN or psychrnn weights file (needs --task).
+    #[arg(long, requires = "task")]
+    weights: Option<PathBuf>,
+    /// perceptual-discrimination | delayed-discrimination | match-to-category (with --weights).
+    #[arg(long, conflicts_with = "run")]
+    task: Option<String>,
+    /// JSON object of PsychRNN task constructor arguments (with --weights).
+    #[arg(long, conflicts_with = "run")]
+    task_config: Option<PathBuf>,
+    /// JSON object of analysis settings (psychrnn's ReportOptions keys); --seed overrides its seed.
+    #[arg(long)]
+    options: Option<PathBuf>,
+    /// Seed of the trials and the noise.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Output folder.
+    #[arg(long)]
+    out: PathBuf,
+    /// Replace files already in --out.
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Args)]
@@ -529,6 +561,98 @@ impl Run<'_> {
     }
 }
 
+fn analyze(args: AnalyzeArgs) -> Result<()> {
+    let (model, task) = match (&args.run, &args.weights) {
+        (Some(dir), _) => {
+            let path = dir.join("config.json");
+            let run = read_json(&path)?;
+            if run["network"].as_str().is_some_and(|n| n != "rate") {
+                return Err(Error::invalid(
+                    "--run",
+                    "analysis needs a rate network (this run trained a gated one)",
+                ));
+            }
+            let Some(name) = run["task"].as_str() else {
+                return Err(Error::invalid(
+                    "--run",
+                    "the run trained on --data: give --weights and --task instead",
+                ));
+            };
+            let config: RateRnnConfig = parse(run["model"].clone(), &path)?;
+            let task = BuiltinTask::new(name, &run["task_config"])?;
+            let file = WeightsFile::read(dir.join("weights.npz"))?;
+            (RateRnn::from_weights(&file, &LoadOptions::from_config(&config))?, task)
+        }
+        (None, Some(weights)) => {
+            let (task, _) = load_task(
+                args.task.as_deref().expect("clap requires it"),
+                args.task_config.as_deref(),
+                None,
+            )?;
+            let spec = task.spec();
+            let options = LoadOptions {
+                dt: spec.dt,
+                tau: Tau::Scalar(spec.tau),
+                ..LoadOptions::default()
+            };
+            (RateRnn::from_weights(&WeightsFile::read(weights)?, &options)?, task)
+        }
+        (None, None) => unreachable!("clap requires --run or --weights"),
+    };
+    let mut options: ReportOptions = match &args.options {
+        Some(p) => parse(read_json(p)?, p)?,
+        None => ReportOptions::default(),
+    };
+    if let Some(seed) = args.seed {
+        options.seed = seed;
+    }
+    let report = analysis::report(&model, &task, &options)?;
+    let written = report.write(&args.out, args.force)?;
+    let found = &report.fixed_points;
+    let tol = options.fixed_points.tol_q;
+    let fixed: Vec<_> = found.points.iter().filter(|p| p.q < tol).collect();
+    let count = |s: Stability| fixed.iter().filter(|p| p.stability == s).count();
+    if let Some(c) = &report.psychometric {
+        let f = &c.logistic;
+        println!(
+            "psychometric (logistic): bias {:.4} ± {:.4}, slope {:.3} ± {:.3}, lapses {:.3} / {:.3}",
+            f.bias, f.std_errors[0], f.slope, f.std_errors[1], f.lapse_low, f.lapse_high
+        );
+    }
+    println!(
+        "PCA: explained variance {:.3?}, participation ratio {:.2}",
+        report.pca.explained_variance_ratio().to_vec(),
+        report.pca.participation_ratio()
+    );
+    println!(
+        "fixed points (zero input, q < {tol:e}): {} stable, {} saddle, {} unstable; {} slow points",
+        count(Stability::Stable),
+        count(Stability::Saddle),
+        count(Stability::Unstable),
+        found.points.len() - fixed.len()
+    );
+    for p in &fixed {
+        let top: Vec<String> = p
+            .eigenvalues
+            .iter()
+            .take(3)
+            .map(|e| format!("{:.4}{:+.4}i", e[0], e[1]))
+            .collect();
+        println!(
+            "  q {:.1e}  {:?}  leading eigenvalues {}; slowest τ {:.0} ms",
+            p.q,
+            p.stability,
+            top.join(", "),
+            p.slowest_time_constants_ms.first().unwrap_or(&f64::NAN)
+        );
+    }
+    for (what, s) in &report.timings {
+        println!("  {what}: {s:.2} s");
+    }
+    println!("wrote {} files to {}", written.len(), args.out.display());
+    Ok(())
+}
+
 /// What `psychrnn train` trains on.
 enum Data {
     Task(BuiltinTask),
@@ -551,6 +675,7 @@ fn main() -> ExitCode {
         Command::Simulate(a) => simulate(a),
         Command::Accuracy(a) => accuracy(a),
         Command::Train(a) => train(a),
+        Command::Analyze(a) => analyze(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,579 @@
+//! Figures as SVG strings (plotters), in the Okabe–Ito colour-blind-safe palette, with labelled
+//! axes and units. [`Figure`] shows itself in evcxr notebooks and saves to a file.
+//!
+//! ```
+//! use psychrnn::plot;
+//! use psychrnn::prelude::*;
+//! let task = PerceptualDiscrimination::new(PerceptualDiscriminationConfig { n_batch: 4, ..Default::default() })?;
+//! let batch = task.batch(&mut TrialRng::seeded(0));
+//! let figure = plot::trials(&batch, &[0, 1])?;
+//! assert!(figure.svg.contains("time (ms)"));
+//! # Ok::<(), psychrnn::Error>(())
+//! ```
+
+use std::path::Path;
+
+use ndarray::{Array2, Axis};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use crate::analysis::{FixedPoint, FixedPoints, Psychometric, Stability};
+use crate::error::{Error, Result};
+use crate::io::refuse_overwrite;
+use crate::model::RateRnn;
+use crate::task::TrialBatch;
+use crate::train::History;
+
+/// Okabe & Ito (2008): distinguishable under the common colour-vision deficiencies.
+pub const PALETTE: [RGBColor; 8] = [
+    RGBColor(0, 114, 178),   // blue
+    RGBColor(230, 159, 0),   // orange
+    RGBColor(0, 158, 115),   // bluish green
+    RGBColor(213, 94, 0),    // vermillion
+    RGBColor(86, 180, 233),  // sky blue
+    RGBColor(204, 121, 167), // reddish purple
+    RGBColor(240, 228, 66),  // yellow
+    RGBColor(0, 0, 0),       // black
+];
+
+fn colour(i: usize) -> RGBColor {
+    PALETTE[i % PALETTE.len()]
+}
+
+/// An SVG figure.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Figure {
+    /// The SVG document.
+    pub svg: String,
+    /// Width and height (px).
+    pub size: (u32, u32),
+}
+
+impl Figure {
+    /// Writes the SVG to `path`; refuses to replace an existing file unless `overwrite`.
+    pub fn save_svg(&self, path: impl AsRef<Path>, overwrite: bool) -> Result<()> {
+        let path = path.as_ref();
+        refuse_overwrite(path, overwrite)?;
+        std::fs::write(path, &self.svg).map_err(|e| Error::io(path, e))
+    }
+
+    /// Shows the figure in an evcxr notebook.
+    pub fn evcxr_display(&self) {
+        println!("EVCXR_BEGIN_CONTENT image/svg+xml\n{}\nEVCXR_END_CONTENT", self.svg);
+    }
+}
+
+fn draw_error(e: impl std::fmt::Display) -> Error {
+    Error::invalid("figure", e.to_string())
+}
+
+/// Renders `draw` onto a `w × h` SVG.
+fn render(w: u32, h: u32, draw: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> Result<()>) -> Result<Figure> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area();
+        root.fill(&WHITE).map_err(draw_error)?;
+        draw(&root)?;
+        root.present().map_err(draw_error)?;
+    }
+    Ok(Figure { svg, size: (w, h) })
+}
+
+/// `(min, max)` of finite values, padded; `(0, 1)` when there are none.
+fn bounds(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) = values
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+    if !lo.is_finite() {
+        return (0.0, 1.0);
+    }
+    let pad = if hi > lo { 0.05 * (hi - lo) } else { 0.5 };
+    (lo - pad, hi + pad)
+}
+
+/// Trials side by side: inputs (solid), targets (dashed) and the loss mask (grey where the loss
+/// ignores the output), against time (ms). At most 6 trials.
+pub fn trials<P>(batch: &TrialBatch<P>, which: &[usize]) -> Result<Figure> {
+    let (b, t, n_in) = batch.x.dim();
+    let n_out = batch.y.dim().2;
+    if which.is_empty() || which.len() > 6 {
+        return Err(Error::range("trials to plot", which.len(), "1 to 6"));
+    }
+    if let Some(&i) = which.iter().find(|&&i| i >= b) {
+        return Err(Error::range("trial", i, format!("< {b} (trials in the batch)")));
+    }
+    let dt = batch.dt;
+    let y_range = bounds(which.iter().flat_map(|&i| {
+        batch
+            .x
+            .index_axis(Axis(0), i)
+            .iter()
+            .chain(batch.y.index_axis(Axis(0), i))
+            .map(|&v| v as f64)
+            .collect::<Vec<_>>()
+    }));
+    render(320 * which.len() as u32, 300, |root| {
+        for (panel, &i) in root.split_evenly((1, which.len())).iter().zip(which) {
+            let mut chart = ChartBuilder::on(panel)
+                .caption(format!("trial {i}"), ("sans-serif", 16))
+                .margin(8)
+                .x_label_area_size(32)
+                .y_label_area_size(40)
+                .build_cartesian_2d(0.0..t as f64 * dt, y_range.0..y_range.1)
+                .map_err(draw_error)?;
+            chart
+                .configure_mesh()
+                .x_desc("time (ms)")
+                .y_desc("input / target")
+                .disable_mesh()
+                .draw()
+                .map_err(draw_error)?;
+            // Shade the steps whose mask is zero on every output.
+            let unmasked = |k: usize| (0..n_out).all(|c| batch.mask[[i, k, c]] == 0.0);
+            let mut k = 0;
+            while k < t {
+                if unmasked(k) {
+                    let start = k;
+                    while k < t && unmasked(k) {
+                        k += 1;
+                    }
+                    chart
+                        .draw_series([Rectangle::new(
+                            [(start as f64 * dt, y_range.0), (k as f64 * dt, y_range.1)],
+                            RGBColor(0, 0, 0).mix(0.08).filled(),
+                        )])
+                        .map_err(draw_error)?;
+                } else {
+                    k += 1;
+                }
+            }
+            for c in 0..n_in {
+                let pts = (0..t).map(|k| (k as f64 * dt, batch.x[[i, k, c]] as f64));
+                chart
+                    .draw_series(LineSeries::new(pts, colour(c).stroke_width(1)))
+                    .map_err(draw_error)?
+                    .label(format!("input {c}"))
+                    .legend(move |(x, y)| PathElement::new([(x, y), (x + 14, y)], colour(c)));
+            }
+            for c in 0..n_out {
+                let pts: Vec<(f64, f64)> = (0..t).map(|k| (k as f64 * dt, batch.y[[i, k, c]] as f64)).collect();
+                chart
+                    .draw_series(DashedLineSeries::new(pts, 6, 4, colour(n_in + c).stroke_width(2)))
+                    .map_err(draw_error)?
+                    .label(format!("target {c}"))
+                    .legend(move |(x, y)| PathElement::new([(x, y), (x + 14, y)], colour(n_in + c).stroke_width(2)));
+            }
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()
+                .map_err(draw_error)?;
+        }
+        Ok(())
+    })
+}
+
+/// Loss (log scale) and accuracy against update, curriculum stage changes marked by vertical lines.
+pub fn history(history: &History) -> Result<Figure> {
+    let losses: Vec<(f64, f64)> = history
+        .iter()
+        .filter_map(|r| {
+            r.loss
+                .filter(|l| *l > 0.0 && l.is_finite())
+                .map(|l| (r.update as f64, l))
+        })
+        .collect();
+    let accs: Vec<(f64, f64)> = history
+        .iter()
+        .filter_map(|r| r.accuracy.map(|a| (r.update as f64, a)))
+        .collect();
+    if losses.is_empty() && accs.is_empty() {
+        return Err(Error::Empty {
+            what: "training history".into(),
+        });
+    }
+    let last = history.iter().map(|r| r.update).max().unwrap_or(1).max(1) as f64;
+    let stages: Vec<f64> = history
+        .windows(2)
+        .filter(|w| w[0].stage.is_some() && w[1].stage != w[0].stage)
+        .map(|w| w[1].update as f64)
+        .collect();
+    render(760, 320, |root| {
+        let panels = root.split_evenly((1, 2));
+        let (lo, hi) = losses
+            .iter()
+            .fold((f64::INFINITY, 0.0f64), |(a, b), &(_, l)| (a.min(l), b.max(l)));
+        let (lo, hi) = if lo.is_finite() {
+            (lo * 0.8, hi * 1.25)
+        } else {
+            (1e-3, 1.0)
+        };
+        let mut chart = ChartBuilder::on(&panels[0])
+            .caption("loss", ("sans-serif", 16))
+            .margin(8)
+            .x_label_area_size(32)
+            .y_label_area_size(56)
+            .build_cartesian_2d(0.0..last, (lo..hi).log_scale())
+            .map_err(draw_error)?;
+        chart
+            .configure_mesh()
+            .x_desc("update")
+            .y_desc("loss (log)")
+            .draw()
+            .map_err(draw_error)?;
+        chart
+            .draw_series(LineSeries::new(losses.iter().copied(), colour(0).stroke_width(2)))
+            .map_err(draw_error)?;
+        for &s in &stages {
+            chart
+                .draw_series(DashedLineSeries::new([(s, lo), (s, hi)], 4, 4, colour(3).into()))
+                .map_err(draw_error)?;
+        }
+        let mut chart = ChartBuilder::on(&panels[1])
+            .caption("accuracy", ("sans-serif", 16))
+            .margin(8)
+            .x_label_area_size(32)
+            .y_label_area_size(48)
+            .build_cartesian_2d(0.0..last, 0.0..1.05)
+            .map_err(draw_error)?;
+        chart
+            .configure_mesh()
+            .x_desc("update")
+            .y_desc("accuracy (fraction correct)")
+            .draw()
+            .map_err(draw_error)?;
+        chart
+            .draw_series(accs.iter().map(|&p| Circle::new(p, 3, colour(1).filled())))
+            .map_err(draw_error)?;
+        for &s in &stages {
+            chart
+                .draw_series(DashedLineSeries::new([(s, 0.0), (s, 1.05)], 4, 4, colour(3).into()))
+                .map_err(draw_error)?;
+        }
+        Ok(())
+    })
+}
+
+/// Outputs (solid) against targets (dashed) of one trial, `outputs` `[batch, time, n_out]`.
+pub fn outputs<P>(batch: &TrialBatch<P>, outputs: &ndarray::Array3<f64>, trial: usize) -> Result<Figure> {
+    let (b, t, o) = batch.y.dim();
+    if outputs.dim() != (b, t, o) {
+        return Err(Error::shape("outputs", &[b, t, o], outputs.shape()));
+    }
+    if trial >= b {
+        return Err(Error::range("trial", trial, format!("< {b}")));
+    }
+    let dt = batch.dt;
+    let range = bounds(
+        outputs
+            .index_axis(Axis(0), trial)
+            .iter()
+            .copied()
+            .chain(batch.y.index_axis(Axis(0), trial).iter().map(|&v| v as f64)),
+    );
+    render(480, 320, |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(format!("outputs vs targets, trial {trial}"), ("sans-serif", 16))
+            .margin(8)
+            .x_label_area_size(32)
+            .y_label_area_size(40)
+            .build_cartesian_2d(0.0..t as f64 * dt, range.0..range.1)
+            .map_err(draw_error)?;
+        chart
+            .configure_mesh()
+            .x_desc("time (ms)")
+            .y_desc("output")
+            .disable_mesh()
+            .draw()
+            .map_err(draw_error)?;
+        for c in 0..o {
+            chart
+                .draw_series(LineSeries::new(
+                    (0..t).map(|k| (k as f64 * dt, outputs[[trial, k, c]])),
+                    colour(c).stroke_width(2),
+                ))
+                .map_err(draw_error)?
+                .label(format!("output {c}"))
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 14, y)], colour(c).stroke_width(2)));
+            let target: Vec<(f64, f64)> = (0..t).map(|k| (k as f64 * dt, batch.y[[trial, k, c]] as f64)).collect();
+            chart
+                .draw_series(DashedLineSeries::new(target, 6, 4, colour(c).into()))
+                .map_err(draw_error)?
+                .label(format!("target {c}"))
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 14, y)], colour(c)));
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(draw_error)?;
+        Ok(())
+    })
+}
+
+/// Diverging blue–white–vermillion colour of `v / scale` in [−1, 1].
+fn diverging(v: f64, scale: f64) -> RGBColor {
+    let s = if scale > 0.0 { (v / scale).clamp(-1.0, 1.0) } else { 0.0 };
+    let (end, t) = if s < 0.0 { (PALETTE[0], -s) } else { (PALETTE[3], s) };
+    let mix = |a: u8| (255.0 + t * (a as f64 - 255.0)).round() as u8;
+    RGBColor(mix(end.0), mix(end.1), mix(end.2))
+}
+
+/// Heatmap of the effective recurrent weights `[n_rec, n_rec]` (row = to, column = from) on a
+/// diverging scale centred at 0; under Dale's law a line separates excitatory from inhibitory
+/// columns.
+pub fn weights(model: &RateRnn) -> Result<Figure> {
+    let w = model.effective_w_rec().mapv(f64::from);
+    let n = w.nrows();
+    let scale = w.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let n_exc = model.config.dale_ratio.map(|r| (r * n as f64).round() as usize);
+    render(460, 420, |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(
+                format!("W_rec (effective), |w| ≤ {scale:.3}; blue < 0 < red"),
+                ("sans-serif", 15),
+            )
+            .margin(8)
+            .x_label_area_size(32)
+            .y_label_area_size(40)
+            .build_cartesian_2d(0.0..n as f64, n as f64..0.0)
+            .map_err(draw_error)?;
+        chart
+            .configure_mesh()
+            .x_desc("from unit")
+            .y_desc("to unit")
+            .disable_mesh()
+            .draw()
+            .map_err(draw_error)?;
+        chart
+            .draw_series(w.indexed_iter().map(|((i, j), &v)| {
+                Rectangle::new(
+                    [(j as f64, i as f64), (j as f64 + 1.0, i as f64 + 1.0)],
+                    diverging(v, scale).filled(),
+                )
+            }))
+            .map_err(draw_error)?;
+        if let Some(e) = n_exc.filter(|&e| e > 0 && e < n) {
+            let e = e as f64;
+            chart
+                .draw_series([
+                    PathElement::new([(e, 0.0), (e, n as f64)], BLACK.stroke_width(2)),
+                    PathElement::new([(0.0, e), (n as f64, e)], BLACK.stroke_width(2)),
+                ])
+                .map_err(draw_error)?
+                .label("E | I boundary")
+                .legend(|(x, y)| PathElement::new([(x, y), (x + 14, y)], BLACK.stroke_width(2)));
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()
+                .map_err(draw_error)?;
+        }
+        Ok(())
+    })
+}
+
+/// Choice proportions with Wilson 95 % intervals and the fitted logistic and probit curves.
+pub fn psychometric(p: &Psychometric) -> Result<Figure> {
+    let (x0, x1) = bounds(p.levels.iter().map(|l| l.level));
+    render(480, 340, |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption("psychometric curve", ("sans-serif", 16))
+            .margin(8)
+            .x_label_area_size(32)
+            .y_label_area_size(48)
+            .build_cartesian_2d(x0..x1, 0.0..1.0)
+            .map_err(draw_error)?;
+        chart
+            .configure_mesh()
+            .x_desc("signed evidence")
+            .y_desc("P(choice of the evidence channel)")
+            .draw()
+            .map_err(draw_error)?;
+        chart
+            .draw_series(
+                p.levels
+                    .iter()
+                    .map(|l| ErrorBar::new_vertical(l.level, l.ci_low, l.p, l.ci_high, BLACK.filled(), 6)),
+            )
+            .map_err(draw_error)?
+            .label("data (95% CI)")
+            .legend(|(x, y)| Circle::new((x + 7, y), 3, BLACK.filled()));
+        for (k, fit) in [&p.logistic, &p.probit].into_iter().enumerate() {
+            let pts = (0..=200).map(|i| {
+                let x = x0 + (x1 - x0) * i as f64 / 200.0;
+                (x, fit.predict(x))
+            });
+            chart
+                .draw_series(LineSeries::new(pts, colour(k).stroke_width(2)))
+                .map_err(draw_error)?
+                .label(format!(
+                    "{:?}: bias {:.3}, slope {:.2}, lapses {:.3}/{:.3}",
+                    fit.link, fit.bias, fit.slope, fit.lapse_low, fit.lapse_high
+                ))
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 14, y)], colour(k).stroke_width(2)));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(draw_error)?;
+        Ok(())
+    })
+}
+
+fn stability_colour(s: Stability) -> RGBColor {
+    match s {
+        Stability::Stable => PALETTE[0],
+        Stability::Saddle => PALETTE[1],
+        Stability::Unstable => PALETTE[3],
+    }
+}
+
+/// Trajectories `(label, [time, ≥2])` in the plane of their first two columns (e.g. PCA
+/// projections of condition averages), with fixed points `[k, ≥2]` (projected the same way)
+/// coloured by stability.
+pub fn trajectories(curves: &[(String, Array2<f64>)], fixed: Option<(&Array2<f64>, &FixedPoints)>) -> Result<Figure> {
+    if curves.is_empty() {
+        return Err(Error::Empty {
+            what: "trajectories".into(),
+        });
+    }
+    if let Some((_, c)) = curves.iter().find(|(_, c)| c.ncols() < 2) {
+        return Err(Error::range("trajectory columns", c.ncols(), ">= 2"));
+    }
+    let fx = fixed.map(|(p, _)| p);
+    let all = || {
+        curves
+            .iter()
+            .flat_map(|(_, c)| c.rows().into_iter().map(|r| (r[0], r[1])).collect::<Vec<_>>())
+            .chain(
+                fx.into_iter()
+                    .flat_map(|p| p.rows().into_iter().map(|r| (r[0], r[1])).collect::<Vec<_>>()),
+            )
+    };
+    let xr = bounds(all().map(|p| p.0));
+    let yr = bounds(all().map(|p| p.1));
+    render(520, 440, |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption("state space", ("sans-serif", 16))
+            .margin(8)
+            .x_label_area_size(32)
+            .y_label_area_size(48)
+            .build_cartesian_2d(xr.0..xr.1, yr.0..yr.1)
+            .map_err(draw_error)?;
+        chart
+            .configure_mesh()
+            .x_desc("PC 1")
+            .y_desc("PC 2")
+            .draw()
+            .map_err(draw_error)?;
+        for (k, (label, c)) in curves.iter().enumerate() {
+            let pts: Vec<(f64, f64)> = c.rows().into_iter().map(|r| (r[0], r[1])).collect();
+            chart
+                .draw_series(LineSeries::new(pts.clone(), colour(k).stroke_width(2)))
+                .map_err(draw_error)?
+                .label(label.clone())
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 14, y)], colour(k).stroke_width(2)));
+            if let Some(&end) = pts.last() {
+                chart
+                    .draw_series([Circle::new(end, 3, colour(k).filled())])
+                    .map_err(draw_error)?;
+            }
+        }
+        if let Some((proj, found)) = fixed {
+            for s in [Stability::Stable, Stability::Saddle, Stability::Unstable] {
+                let pts: Vec<(f64, f64)> = proj
+                    .rows()
+                    .into_iter()
+                    .zip(&found.points)
+                    .filter(|(_, p)| p.stability == s)
+                    .map(|(r, _)| (r[0], r[1]))
+                    .collect();
+                if pts.is_empty() {
+                    continue;
+                }
+                let c = stability_colour(s);
+                chart
+                    .draw_series(pts.into_iter().map(|p| Cross::new(p, 7, c.stroke_width(3))))
+                    .map_err(draw_error)?
+                    .label(format!("{s:?} fixed point").to_lowercase())
+                    .legend(move |(x, y)| Cross::new((x + 7, y), 5, c.stroke_width(3)));
+            }
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(draw_error)?;
+        Ok(())
+    })
+}
+
+/// Eigenvalues of fixed points' Jacobians in the complex plane against the unit circle (the
+/// discrete-time map's stability boundary), one colour per point's stability.
+pub fn spectra(points: &[FixedPoint]) -> Result<Figure> {
+    if points.is_empty() {
+        return Err(Error::Empty {
+            what: "fixed points".into(),
+        });
+    }
+    let r = points
+        .iter()
+        .flat_map(|p| p.eigenvalues.iter().map(|e| e[0].abs().max(e[1].abs())))
+        .fold(1.0f64, f64::max)
+        * 1.1;
+    render(440, 440, |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption("Jacobian eigenvalues", ("sans-serif", 16))
+            .margin(8)
+            .x_label_area_size(32)
+            .y_label_area_size(48)
+            .build_cartesian_2d(-r..r, -r..r)
+            .map_err(draw_error)?;
+        chart
+            .configure_mesh()
+            .x_desc("Re λ")
+            .y_desc("Im λ")
+            .draw()
+            .map_err(draw_error)?;
+        let circle = (0..=360).map(|d| {
+            let a = (d as f64).to_radians();
+            (a.cos(), a.sin())
+        });
+        chart
+            .draw_series(LineSeries::new(circle, BLACK.stroke_width(1)))
+            .map_err(draw_error)?
+            .label("unit circle")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 14, y)], BLACK));
+        for s in [Stability::Stable, Stability::Saddle, Stability::Unstable] {
+            let c = stability_colour(s);
+            let eig: Vec<(f64, f64)> = points
+                .iter()
+                .filter(|p| p.stability == s)
+                .flat_map(|p| p.eigenvalues.iter().map(|e| (e[0], e[1])))
+                .collect();
+            if eig.is_empty() {
+                continue;
+            }
+            chart
+                .draw_series(eig.into_iter().map(|e| Circle::new(e, 3, c.filled())))
+                .map_err(draw_error)?
+                .label(format!("{s:?} point").to_lowercase())
+                .legend(move |(x, y)| Circle::new((x + 7, y), 3, c.filled()));
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(draw_error)?;
+        Ok(())
+    })
+}
