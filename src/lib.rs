@@ -63,6 +63,7 @@ pub mod prelude {
         Curriculum, History, HistoryRow, Loss, LossInputs, PerformanceMeasure, Progress, RegularizerInputs, StopReason,
         TaskMixture, TrainConfig, TrainDevice, TrainReport, Trainer, TrialData,
     };
+    pub use crate::{analysis, display, plot};
     pub use burn::Tensor;
     pub use ndarray::{Array1, Array2, Array3};
     pub use polars::prelude::DataFrame;

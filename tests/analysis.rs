@@ -316,7 +316,7 @@ fn trained_pd_network_analysis() {
         assert!(table.column(c).is_ok(), "no column {c}: {table}");
     }
     let correct = table.column("correct").unwrap().bool().unwrap().sum().unwrap() as f64 / 128.0;
-    let acc = analysis::accuracy(&model, &task, &batch, 0).unwrap();
+    let acc = analysis::accuracy(&model, &task, &batch).unwrap();
     assert!((correct - acc).abs() < 1e-12 && acc > 0.85, "{correct} vs {acc}");
 
     let all: Vec<usize> = (0..50).collect();

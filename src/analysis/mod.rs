@@ -40,7 +40,8 @@ use crate::task::{
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrialTableOptions {
-    /// Reaction time: the first time (ms, from the trial's evidence onset) an output reaches this.
+    /// Reaction time: the first time (ms) an output reaches this, counted from the evidence onset
+    /// ([`evidence_table`], [`psychometric`]) or from the trial start ([`trial_table`]).
     pub rt_threshold: f64,
     /// Recurrent noise σ while running (`None`: the model's own).
     pub rec_noise: Option<f64>,
@@ -342,7 +343,7 @@ pub fn psychometric<T: SignedEvidence>(
     Psychometric::from_trials(evidence, chose, &rt)
 }
 
-/// The network with unit `unit` silenced: its rate reaches no unit and no output.
+/// The network with `units` silenced: their rates reach no unit and no output.
 pub fn silence_units(model: &RateRnn, units: &[usize]) -> Result<RateRnn> {
     let n = model.n_rec();
     let mut lesioned = model.clone();
@@ -356,9 +357,9 @@ pub fn silence_units(model: &RateRnn, units: &[usize]) -> Result<RateRnn> {
     Ok(lesioned)
 }
 
-/// Accuracy of `model` on `batch` (noise as in [`run`]).
-pub fn accuracy<T: Task>(model: &RateRnn, task: &T, batch: &TrialBatch<T::Params>, seed: u64) -> Result<f64> {
-    let sim = run(model, batch, Some(0.0), seed)?;
+/// Accuracy of `model` on `batch`, recurrent noise off.
+pub fn accuracy<T: Task>(model: &RateRnn, task: &T, batch: &TrialBatch<T::Params>) -> Result<f64> {
+    let sim = run(model, batch, Some(0.0), 0)?;
     let out = sim.outputs.mapv(|v| v as f32);
     Ok(task.accuracy(batch.y.view(), out.view(), batch.mask.view()))
 }
@@ -371,11 +372,11 @@ pub fn lesion_table<T: Task>(
     batch: &TrialBatch<T::Params>,
     groups: &[Vec<usize>],
 ) -> Result<DataFrame> {
-    let intact = accuracy(model, task, batch, 0)?;
+    let intact = accuracy(model, task, batch)?;
     let mut names = Vec::new();
     let mut acc = Vec::new();
     for g in groups {
-        let a = accuracy(&silence_units(model, g)?, task, batch, 0)?;
+        let a = accuracy(&silence_units(model, g)?, task, batch)?;
         names.push(g.iter().map(|u| u.to_string()).collect::<Vec<_>>().join(","));
         acc.push(a);
     }

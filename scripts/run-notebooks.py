@@ -1,0 +1,68 @@
+"""Execute psychrnn's notebooks headless with the evcxr `rust` kernel and check them.
+
+    python scripts/run-notebooks.py [--write] [NOTEBOOK ...]   (default: notebooks/*.ipynb)
+
+Fails (exit 1) when a cell raises or prints an evcxr compile error, or when a notebook shows no
+figure (no image/svg+xml or image/png output). With --write the executed notebooks, outputs
+included, replace the committed ones. No per-cell timeout: the first `:dep` builds psychrnn.
+"""
+import glob
+import os
+import sys
+import time
+
+import nbformat
+from nbclient import NotebookClient
+
+
+def figures(nb):
+    return sum(
+        1
+        for cell in nb.cells
+        for out in cell.get("outputs", [])
+        if any(m in out.get("data", {}) for m in ("image/svg+xml", "image/png"))
+    )
+
+
+def errors(nb):
+    found = []
+    for i, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                found.append(f"cell {i}: {out.get('ename')}: {out.get('evalue')}")
+            elif out.get("name") == "stderr" and "error" in out.get("text", "").lower():
+                found.append(f"cell {i}: {out.get('text').strip()[:2000]}")
+    return found
+
+
+def main(argv):
+    write = "--write" in argv
+    paths = [a for a in argv if a != "--write"] or sorted(glob.glob("notebooks/*.ipynb"))
+    failed = False
+    for path in paths:
+        nb = nbformat.read(path, as_version=4)
+        t0 = time.time()
+        client = NotebookClient(
+            nb,
+            timeout=None,
+            kernel_name="rust",
+            allow_errors=True,
+            resources={"metadata": {"path": os.path.dirname(os.path.abspath(path))}},
+        )
+        client.execute()
+        took = time.time() - t0
+        problems = errors(nb)
+        if figures(nb) == 0:
+            problems.append("no figure")
+        status = "ok" if not problems else "FAILED"
+        print(f"{path}: {status} in {took:.0f} s, {figures(nb)} figures", flush=True)
+        for p in problems:
+            print(f"  {p}", flush=True)
+        failed |= bool(problems)
+        if write:
+            nbformat.write(nb, path)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
