@@ -67,6 +67,20 @@ fn draw_error(e: impl std::fmt::Display) -> Error {
     Error::invalid("figure", e.to_string())
 }
 
+/// Draws the series labels of `chart` in a framed box.
+fn legend<'a, CT: plotters::coord::CoordTranslate>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, CT>,
+    position: SeriesLabelPosition,
+) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(draw_error)
+}
+
 /// Renders `draw` onto a `w × h` SVG.
 fn render(w: u32, h: u32, draw: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> Result<()>) -> Result<Figure> {
     let mut svg = String::new();
@@ -163,12 +177,7 @@ pub fn trials<P>(batch: &TrialBatch<P>, which: &[usize]) -> Result<Figure> {
                     .label(format!("target {c}"))
                     .legend(move |(x, y)| PathElement::new([(x, y), (x + 14, y)], colour(n_in + c).stroke_width(2)));
             }
-            chart
-                .configure_series_labels()
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK)
-                .draw()
-                .map_err(draw_error)?;
+            legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         }
         Ok(())
     })
@@ -303,12 +312,7 @@ pub fn outputs<P>(batch: &TrialBatch<P>, outputs: &ndarray::Array3<f64>, trial: 
                 .label(format!("target {c}"))
                 .legend(move |(x, y)| PathElement::new([(x, y), (x + 14, y)], colour(c)));
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(draw_error)?;
+        legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         Ok(())
     })
 }
@@ -365,12 +369,7 @@ pub fn weights(model: &RateRnn) -> Result<Figure> {
                 .map_err(draw_error)?
                 .label("E | I boundary")
                 .legend(|(x, y)| PathElement::new([(x, y), (x + 14, y)], BLACK.stroke_width(2)));
-            chart
-                .configure_series_labels()
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK)
-                .draw()
-                .map_err(draw_error)?;
+            legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         }
         Ok(())
     })
@@ -416,13 +415,7 @@ pub fn psychometric(p: &Psychometric) -> Result<Figure> {
                 ))
                 .legend(move |(x, y)| PathElement::new([(x, y), (x + 14, y)], colour(k).stroke_width(2)));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(draw_error)?;
+        legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
         Ok(())
     })
 }
@@ -506,12 +499,7 @@ pub fn trajectories(curves: &[(String, Array2<f64>)], fixed: Option<(&Array2<f64
                     .legend(move |(x, y)| Cross::new((x + 7, y), 5, c.stroke_width(3)));
             }
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(draw_error)?;
+        legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         Ok(())
     })
 }
@@ -568,12 +556,7 @@ pub fn spectra(points: &[FixedPoint]) -> Result<Figure> {
                 .label(format!("{s:?} point").to_lowercase())
                 .legend(move |(x, y)| Circle::new((x + 7, y), 3, c.filled()));
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(draw_error)?;
+        legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         Ok(())
     })
 }

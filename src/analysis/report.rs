@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use ndarray::Array2;
-use polars::prelude::{CsvWriter, DataFrame, ParquetWriter, SerWriter};
+use polars::prelude::DataFrame;
 use serde::{Deserialize, Serialize};
 
 use super::{
@@ -18,6 +18,7 @@ use crate::model::RateRnn;
 use crate::plot::{self, Figure};
 use crate::rng::TrialRng;
 use crate::task::{BuiltinTask, Task, TrialBatch, masked_choice};
+use crate::train::{write_csv, write_parquet};
 
 /// Settings of [`report`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -219,21 +220,6 @@ fn common<T: Task>(
     })
 }
 
-fn write_table(frame: &DataFrame, path: &Path, overwrite: bool) -> Result<()> {
-    refuse_overwrite(path, overwrite)?;
-    let file = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
-    let mut frame = frame.clone();
-    let result = if path.extension().is_some_and(|e| e == "parquet") {
-        ParquetWriter::new(file).finish(&mut frame).map(|_| ())
-    } else {
-        CsvWriter::new(file).finish(&mut frame)
-    };
-    result.map_err(|e| Error::Table {
-        what: path.display().to_string(),
-        message: e.to_string(),
-    })
-}
-
 fn write_json(value: &impl Serialize, path: &Path, overwrite: bool) -> Result<()> {
     refuse_overwrite(path, overwrite)?;
     let text =
@@ -254,9 +240,9 @@ impl Report {
             written.push(p.clone());
             p
         };
-        write_table(&self.trials, &path("trials.parquet"), overwrite)?;
-        write_table(&self.trials, &path("trials.csv"), overwrite)?;
-        write_table(&self.lesions, &path("lesions.csv"), overwrite)?;
+        write_parquet(&mut self.trials.clone(), &path("trials.parquet"), overwrite)?;
+        write_csv(&mut self.trials.clone(), &path("trials.csv"), overwrite)?;
+        write_csv(&mut self.lesions.clone(), &path("lesions.csv"), overwrite)?;
         if let Some(c) = &self.psychometric {
             write_json(c, &path("psychometric.json"), overwrite)?;
         }
