@@ -84,8 +84,11 @@ impl FixedPoints {
     pub fn evcxr_display(&self) {
         let (s, d, u) = self.counts();
         let text = format!(
-            "FixedPoints: {} unique from {} starts ({s} stable, {d} saddle, {u} unstable); input {:?}",
-            self.points.len(),
+            "FixedPoints: {} fixed points (q < {:e}: {s} stable, {d} saddle, {u} unstable) and {} slow points, \
+             from {} starts; input {:?}",
+            s + d + u,
+            self.tol_q,
+            self.points.len() - (s + d + u),
             self.n_inits,
             self.input
         );

@@ -41,6 +41,8 @@ pub mod train;
 /// burn, for custom losses and regularisers (`burn::Tensor`) without a separate dependency.
 pub use burn;
 pub use error::{Error, Result};
+/// ndarray, so notebooks can name the arrays psychrnn returns without their own dependency.
+pub use ndarray;
 /// polars, for the tables psychrnn returns.
 pub use polars;
 

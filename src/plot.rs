@@ -137,6 +137,8 @@ pub fn trials<P>(batch: &TrialBatch<P>, which: &[usize]) -> Result<Figure> {
                 .map_err(draw_error)?;
             chart
                 .configure_mesh()
+                .x_labels(5)
+                .x_label_formatter(&|v| format!("{v:.0}"))
                 .x_desc("time (ms)")
                 .y_desc("input / target")
                 .disable_mesh()
@@ -291,6 +293,8 @@ pub fn outputs<P>(batch: &TrialBatch<P>, outputs: &ndarray::Array3<f64>, trial: 
             .map_err(draw_error)?;
         chart
             .configure_mesh()
+            .x_labels(5)
+            .x_label_formatter(&|v| format!("{v:.0}"))
             .x_desc("time (ms)")
             .y_desc("output")
             .disable_mesh()
@@ -346,6 +350,8 @@ pub fn weights(model: &RateRnn) -> Result<Figure> {
             .map_err(draw_error)?;
         chart
             .configure_mesh()
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .y_label_formatter(&|v| format!("{v:.0}"))
             .x_desc("from unit")
             .y_desc("to unit")
             .disable_mesh()

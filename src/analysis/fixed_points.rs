@@ -170,18 +170,25 @@ pub struct FixedPoints {
     pub input: Vec<f64>,
     /// Time step (ms).
     pub dt: f64,
+    /// Points with `q` below this are fixed points; the others are slow points.
+    pub tol_q: f64,
 }
 
 impl FixedPoints {
+    /// The points with `q < tol_q` (the others are slow points).
+    pub fn fixed(&self) -> impl Iterator<Item = &FixedPoint> {
+        self.points.iter().filter(|p| p.q < self.tol_q)
+    }
+
     /// States `[n_points, n_rec]`.
     pub fn states(&self) -> Array2<f64> {
         let n = self.points.first().map_or(0, |p| p.x.len());
         Array2::from_shape_fn((self.points.len(), n), |(i, j)| self.points[i].x[j])
     }
 
-    /// Counts of (stable, saddle, unstable) points.
+    /// Counts of (stable, saddle, unstable) fixed points (slow points not counted).
     pub fn counts(&self) -> (usize, usize, usize) {
-        let count = |s| self.points.iter().filter(|p| p.stability == s).count();
+        let count = |s| self.fixed().filter(|p| p.stability == s).count();
         (
             count(Stability::Stable),
             count(Stability::Saddle),
@@ -307,6 +314,7 @@ impl RateDynamics {
             n_inits: k,
             input: self.input.clone(),
             dt: self.dt,
+            tol_q: options.tol_q,
         })
     }
 

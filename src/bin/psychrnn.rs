@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use psychrnn::analysis::{self, ReportOptions, Stability};
+use psychrnn::analysis::{self, ReportOptions};
 use psychrnn::error::{Error, Result};
 use psychrnn::io::{self, LoadOptions, NpyArray, WeightsFile, refuse_overwrite, to_npy};
 use psychrnn::model::{Cell, GatedRnn, GatedRnnConfig, Initializer, RateRnn, RateRnnConfig, Tau, Transfer};
@@ -609,9 +609,8 @@ fn analyze(args: AnalyzeArgs) -> Result<()> {
     let report = analysis::report(&model, &task, &options)?;
     let written = report.write(&args.out, args.force)?;
     let found = &report.fixed_points;
-    let tol = options.fixed_points.tol_q;
-    let fixed: Vec<_> = found.points.iter().filter(|p| p.q < tol).collect();
-    let count = |s: Stability| fixed.iter().filter(|p| p.stability == s).count();
+    let fixed: Vec<_> = found.fixed().collect();
+    let (stable, saddle, unstable) = found.counts();
     if let Some(c) = &report.psychometric {
         let f = &c.logistic;
         println!(
@@ -625,10 +624,8 @@ fn analyze(args: AnalyzeArgs) -> Result<()> {
         report.pca.participation_ratio()
     );
     println!(
-        "fixed points (zero input, q < {tol:e}): {} stable, {} saddle, {} unstable; {} slow points",
-        count(Stability::Stable),
-        count(Stability::Saddle),
-        count(Stability::Unstable),
+        "fixed points (zero input, q < {:e}): {stable} stable, {saddle} saddle, {unstable} unstable; {} slow points",
+        found.tol_q,
         found.points.len() - fixed.len()
     );
     for p in &fixed {
