@@ -92,7 +92,8 @@ impl FixedPoints {
             self.n_inits,
             self.input
         );
-        show(&text, plot::spectra(&self.points));
+        let fixed: Vec<_> = self.fixed().cloned().collect();
+        show(&text, plot::spectra(&fixed));
     }
 }
 

@@ -436,7 +436,7 @@ fn stability_colour(s: Stability) -> RGBColor {
 
 /// Trajectories `(label, [time, ≥2])` in the plane of their first two columns (e.g. PCA
 /// projections of condition averages), with fixed points `[k, ≥2]` (projected the same way)
-/// coloured by stability.
+/// coloured by stability, and slow points as small grey dots.
 pub fn trajectories(curves: &[(String, Array2<f64>)], fixed: Option<(&Array2<f64>, &FixedPoints)>) -> Result<Figure> {
     if curves.is_empty() {
         return Err(Error::Empty {
@@ -486,14 +486,25 @@ pub fn trajectories(curves: &[(String, Array2<f64>)], fixed: Option<(&Array2<f64
             }
         }
         if let Some((proj, found)) = fixed {
-            for s in [Stability::Stable, Stability::Saddle, Stability::Unstable] {
-                let pts: Vec<(f64, f64)> = proj
-                    .rows()
+            let at = |keep: &dyn Fn(&FixedPoint) -> bool| -> Vec<(f64, f64)> {
+                proj.rows()
                     .into_iter()
                     .zip(&found.points)
-                    .filter(|(_, p)| p.stability == s)
+                    .filter(|(_, p)| keep(p))
                     .map(|(r, _)| (r[0], r[1]))
-                    .collect();
+                    .collect()
+            };
+            let slow = at(&|p| p.q >= found.tol_q);
+            if !slow.is_empty() {
+                let grey = RGBColor(120, 120, 120);
+                chart
+                    .draw_series(slow.into_iter().map(|p| Circle::new(p, 2, grey.filled())))
+                    .map_err(draw_error)?
+                    .label(format!("slow point (q ≥ {:e})", found.tol_q))
+                    .legend(move |(x, y)| Circle::new((x + 7, y), 2, grey.filled()));
+            }
+            for s in [Stability::Stable, Stability::Saddle, Stability::Unstable] {
+                let pts = at(&|p| p.q < found.tol_q && p.stability == s);
                 if pts.is_empty() {
                     continue;
                 }

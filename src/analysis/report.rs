@@ -203,8 +203,9 @@ fn common<T: Task>(
         let fixed = (!found.points.is_empty()).then_some((&fp_proj, &found));
         figures.push(("state_space".into(), plot::trajectories(&averages, fixed)?));
     }
-    if !found.points.is_empty() {
-        figures.push(("eigenvalues".into(), plot::spectra(&found.points)?));
+    let fixed: Vec<_> = found.fixed().cloned().collect();
+    if !fixed.is_empty() {
+        figures.push(("eigenvalues".into(), plot::spectra(&fixed)?));
     }
     if let Some(c) = &curve {
         figures.push(("psychometric".into(), plot::psychometric(c)?));
