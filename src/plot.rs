@@ -516,7 +516,7 @@ pub fn trajectories(curves: &[(String, Array2<f64>)], fixed: Option<(&Array2<f64
                     .legend(move |(x, y)| Cross::new((x + 7, y), 5, c.stroke_width(3)));
             }
         }
-        legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+        legend(&mut chart, SeriesLabelPosition::LowerLeft)?;
         Ok(())
     })
 }
