@@ -129,18 +129,12 @@ impl GraphForward {
     /// and optionally `∂L/∂x` (time-major `[T, B, N]`): the backward of `Σ z⊙G_z + Σ x⊙G_x`.
     pub fn backward(self, g_outputs: &[f32], g_states: Option<&[f32]>) -> Grads<f32> {
         let Dims {
-            batch: b,
-            steps: t,
             n_in: i,
             n_rec: n,
             n_out: o,
+            ..
         } = self.host.dims;
-        let device = self.outputs.device();
-        let mut surrogate = (self.outputs * tensor(g_outputs, [t, b, o], &device, false)).sum();
-        if let Some(gs) = g_states {
-            surrogate = surrogate + (self.states * tensor(gs, [t, b, n], &device, false)).sum();
-        }
-        let grads = surrogate.backward();
+        let grads = surrogate_backward(self.outputs, g_outputs, self.states, g_states, self.host.dims);
         let l = &self.leaves;
         let or_zero = |g: Option<Vec<f32>>, len: usize| g.unwrap_or_else(|| vec![0.0; len]);
         Grads {
@@ -152,6 +146,24 @@ impl GraphForward {
             init_state: or_zero(l.init_state.grad(&grads).map(values), n),
         }
     }
+}
+
+/// Backpropagates `Σ z⊙G_z + Σ s⊙G_s`, whose parameter gradients are the loss's given
+/// `G_z = ∂L/∂z` (`[T, B, O]`) and `G_s = ∂L/∂states` (`[T, B, N]`).
+fn surrogate_backward(
+    outputs: Tensor<3>,
+    g_outputs: &[f32],
+    states: Tensor<3>,
+    g_states: Option<&[f32]>,
+    dims: Dims,
+) -> burn::tensor::Gradients {
+    let (b, t, n, o) = (dims.batch, dims.steps, dims.n_rec, dims.n_out);
+    let device = outputs.device();
+    let mut surrogate = (outputs * tensor(g_outputs, [t, b, o], &device, false)).sum();
+    if let Some(gs) = g_states {
+        surrogate = surrogate + (states * tensor(gs, [t, b, n], &device, false)).sum();
+    }
+    surrogate.backward()
 }
 
 /// The CPU autodiff device: flex (libtorch when psychrnn is built without flex).
@@ -276,19 +288,7 @@ impl GatedForward {
     /// Gradients of every tensor (parameter order, row-major) given `∂L/∂z` (time-major
     /// `[T, B, O]`) and optionally `∂L/∂h` (time-major `[T, B, N]`).
     pub fn backward(self, g_outputs: &[f32], g_hidden: Option<&[f32]>) -> Vec<Vec<f32>> {
-        let Dims {
-            batch: b,
-            steps: t,
-            n_rec: n,
-            n_out: o,
-            ..
-        } = self.host.dims;
-        let device = self.outputs.device();
-        let mut surrogate = (self.outputs * tensor(g_outputs, [t, b, o], &device, false)).sum();
-        if let Some(gh) = g_hidden {
-            surrogate = surrogate + (self.hidden * tensor(gh, [t, b, n], &device, false)).sum();
-        }
-        let grads = surrogate.backward();
+        let grads = surrogate_backward(self.outputs, g_outputs, self.hidden, g_hidden, self.host.dims);
         self.leaves
             .iter()
             .map(|leaf| {
