@@ -1,10 +1,13 @@
 """Execute psychrnn's notebooks headless with the evcxr `rust` kernel and check them.
 
-    python scripts/run-notebooks.py [--write] [NOTEBOOK ...]   (default: notebooks/*.ipynb)
+    python scripts/run-notebooks.py [--write] [--require-all] [NOTEBOOK ...]
+    (default: notebooks/*.ipynb)
 
 Fails (exit 1) when a cell raises or prints an evcxr compile error, or when a notebook shows no
 figure (no image/svg+xml or image/png output). With --write the executed notebooks, outputs
 included, replace the committed ones. No per-cell timeout: the first `:dep` builds psychrnn.
+A notebook whose metadata says it requires libtorch runs only when the environment has it
+(`source ~/.cache/psychrnn/libtorch/env.sh`); otherwise it is skipped, or with --require-all fails.
 """
 import glob
 import os
@@ -37,10 +40,18 @@ def errors(nb):
 
 def main(argv):
     write = "--write" in argv
-    paths = [a for a in argv if a != "--write"] or sorted(glob.glob("notebooks/*.ipynb"))
+    require_all = "--require-all" in argv
+    paths = [a for a in argv if not a.startswith("--")] or sorted(glob.glob("notebooks/*.ipynb"))
+    has_libtorch = "LIBTORCH" in os.environ or "LIBTORCH_USE_PYTORCH" in os.environ
     failed = False
+    start = time.time()
     for path in paths:
         nb = nbformat.read(path, as_version=4)
+        if nb.metadata.get("psychrnn", {}).get("requires") == "libtorch" and not has_libtorch:
+            print(f"{path}: {'FAILED' if require_all else 'skipped'}: needs libtorch "
+                  "(source ~/.cache/psychrnn/libtorch/env.sh)", flush=True)
+            failed |= require_all
+            continue
         t0 = time.time()
         client = NotebookClient(
             nb,
@@ -61,6 +72,7 @@ def main(argv):
         failed |= bool(problems)
         if write:
             nbformat.write(nb, path)
+    print(f"{len(paths)} notebooks in {time.time() - start:.0f} s", flush=True)
     return 1 if failed else 0
 
 

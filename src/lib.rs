@@ -62,8 +62,8 @@ pub mod prelude {
         PerceptualDiscriminationParams, Step, Task, TaskSpec, TrialBatch,
     };
     pub use crate::train::{
-        Curriculum, History, HistoryRow, Loss, LossInputs, PerformanceMeasure, Progress, RegularizerInputs, StopReason,
-        TaskMixture, TrainConfig, TrainDevice, TrainReport, Trainer, TrialData,
+        Curriculum, FixedWeights, History, HistoryRow, Loss, LossInputs, PerformanceMeasure, Progress,
+        RegularizerInputs, StopReason, TaskMixture, TrainConfig, TrainDevice, TrainReport, Trainer, TrialData,
     };
     pub use crate::{analysis, display, plot};
     pub use burn::Tensor;

@@ -17,10 +17,11 @@ use ndarray::{Array2, Axis};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::analysis::{FixedPoint, FixedPoints, Psychometric, Stability};
+use crate::analysis::{FixedPoint, FixedPoints, Pca, Psychometric, Stability};
 use crate::error::{Error, Result};
 use crate::io::refuse_overwrite;
 use crate::model::RateRnn;
+use crate::simulate::Simulation;
 use crate::task::TrialBatch;
 use crate::train::History;
 
@@ -57,9 +58,95 @@ impl Figure {
         std::fs::write(path, &self.svg).map_err(|e| Error::io(path, e))
     }
 
+    /// The figure as PNG bytes, `scale` pixels per SVG pixel (2 for print). Text is drawn with a
+    /// sans-serif system font; errors when the build lacks the `png` feature or the system has no
+    /// fonts.
+    pub fn png(&self, scale: f32) -> Result<Vec<u8>> {
+        if !(scale.is_finite() && scale > 0.0 && scale <= 16.0) {
+            return Err(Error::range("scale", scale, "in (0, 16]"));
+        }
+        png::render(&self.svg, scale)
+    }
+
+    /// Writes the figure as PNG at twice its size; refuses to replace an existing file unless
+    /// `overwrite`.
+    pub fn save_png(&self, path: impl AsRef<Path>, overwrite: bool) -> Result<()> {
+        let path = path.as_ref();
+        refuse_overwrite(path, overwrite)?;
+        let bytes = self.png(2.0)?;
+        std::fs::write(path, bytes).map_err(|e| Error::io(path, e))
+    }
+
     /// Shows the figure in an evcxr notebook.
     pub fn evcxr_display(&self) {
         println!("EVCXR_BEGIN_CONTENT image/svg+xml\n{}\nEVCXR_END_CONTENT", self.svg);
+    }
+}
+
+#[cfg(feature = "png")]
+mod png {
+    use std::sync::{Arc, OnceLock};
+
+    use resvg::{tiny_skia, usvg};
+
+    use crate::error::{Error, Result};
+
+    /// System fonts, loaded once; `sans-serif` maps to a sans face that is present.
+    fn fonts() -> Result<Arc<usvg::fontdb::Database>> {
+        static FONTS: OnceLock<Option<Arc<usvg::fontdb::Database>>> = OnceLock::new();
+        FONTS
+            .get_or_init(|| {
+                let mut db = usvg::fontdb::Database::new();
+                db.load_system_fonts();
+                let families: Vec<String> = db
+                    .faces()
+                    .flat_map(|f| f.families.iter().map(|(name, _)| name.clone()))
+                    .collect();
+                let pick = ["Arial", "DejaVu Sans", "Liberation Sans", "Noto Sans"]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .find(|want| families.contains(want))
+                    .or_else(|| families.iter().find(|f| f.contains("Sans")).cloned())
+                    .or_else(|| families.first().cloned())?;
+                db.set_sans_serif_family(pick);
+                Some(Arc::new(db))
+            })
+            .clone()
+            .ok_or_else(|| Error::invalid("png", "no system fonts found to draw the figure's text"))
+    }
+
+    pub(super) fn render(svg: &str, scale: f32) -> Result<Vec<u8>> {
+        let options = usvg::Options {
+            fontdb: fonts()?,
+            ..Default::default()
+        };
+        let tree = usvg::Tree::from_str(svg, &options).map_err(|e| Error::invalid("png", e.to_string()))?;
+        let size = tree.size();
+        let (w, h) = (
+            (size.width() * scale).ceil() as u32,
+            (size.height() * scale).ceil() as u32,
+        );
+        let mut pixmap =
+            tiny_skia::Pixmap::new(w.max(1), h.max(1)).ok_or_else(|| Error::invalid("png", "image too large"))?;
+        pixmap.fill(tiny_skia::Color::WHITE);
+        resvg::render(
+            &tree,
+            tiny_skia::Transform::from_scale(scale, scale),
+            &mut pixmap.as_mut(),
+        );
+        pixmap.encode_png().map_err(|e| Error::invalid("png", e.to_string()))
+    }
+}
+
+#[cfg(not(feature = "png"))]
+mod png {
+    use crate::error::{Error, Result};
+
+    pub(super) fn render(_svg: &str, _scale: f32) -> Result<Vec<u8>> {
+        Err(Error::invalid(
+            "png",
+            "psychrnn was built without the `png` feature; save the SVG instead",
+        ))
     }
 }
 
@@ -266,6 +353,68 @@ pub fn history(history: &History) -> Result<Figure> {
     })
 }
 
+/// Loss curves of several runs on one log-scale axes, one colour per run, each labelled; a run's
+/// curriculum stage changes are marked with short ticks of its colour.
+pub fn compare_losses(runs: &[(&str, &History)]) -> Result<Figure> {
+    if runs.is_empty() || runs.len() > PALETTE.len() {
+        return Err(Error::range(
+            "runs to compare",
+            runs.len(),
+            format!("1 to {}", PALETTE.len()),
+        ));
+    }
+    let curve = |h: &History| -> Vec<(f64, f64)> {
+        h.iter()
+            .filter_map(|r| {
+                r.loss
+                    .filter(|l| *l > 0.0 && l.is_finite())
+                    .map(|l| (r.update as f64, l))
+            })
+            .collect()
+    };
+    if let Some((name, _)) = runs.iter().find(|(_, h)| curve(h).is_empty()) {
+        return Err(Error::Empty {
+            what: format!("loss history of run {name:?}"),
+        });
+    }
+    let all: Vec<(f64, f64)> = runs.iter().flat_map(|(_, h)| curve(h)).collect();
+    let last = all.iter().map(|p| p.0).fold(1.0, f64::max);
+    let lo = all.iter().map(|p| p.1).fold(f64::INFINITY, f64::min) * 0.8;
+    let hi = all.iter().map(|p| p.1).fold(0.0, f64::max) * 1.25;
+    render(560, 340, |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption("loss by run", ("sans-serif", 16))
+            .margin(8)
+            .x_label_area_size(32)
+            .y_label_area_size(56)
+            .build_cartesian_2d(0.0..last, (lo..hi).log_scale())
+            .map_err(draw_error)?;
+        chart
+            .configure_mesh()
+            .x_desc("update")
+            .y_desc("loss (log)")
+            .draw()
+            .map_err(draw_error)?;
+        for (k, (name, h)) in runs.iter().enumerate() {
+            chart
+                .draw_series(LineSeries::new(curve(h), colour(k).stroke_width(2)))
+                .map_err(draw_error)?
+                .label(name.to_string())
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 14, y)], colour(k).stroke_width(2)));
+            let stages = h
+                .windows(2)
+                .filter(|w| w[0].stage.is_some() && w[1].stage != w[0].stage)
+                .map(|w| {
+                    let x = w[1].update as f64;
+                    PathElement::new([(x, hi / 1.6), (x, hi)], colour(k).stroke_width(2))
+                });
+            chart.draw_series(stages).map_err(draw_error)?;
+        }
+        legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+        Ok(())
+    })
+}
+
 /// Outputs (solid) against targets (dashed) of one trial, `outputs` `[batch, time, n_out]`.
 pub fn outputs<P>(batch: &TrialBatch<P>, outputs: &ndarray::Array3<f64>, trial: usize) -> Result<Figure> {
     let (b, t, o) = batch.y.dim();
@@ -329,54 +478,217 @@ fn diverging(v: f64, scale: f64) -> RGBColor {
     RGBColor(mix(end.0), mix(end.1), mix(end.2))
 }
 
-/// Heatmap of the effective recurrent weights `[n_rec, n_rec]` (row = to, column = from) on a
-/// diverging scale centred at 0; under Dale's law a line separates excitatory from inhibitory
-/// columns.
+/// The effective weights as heatmaps on diverging scales centred at 0 (each matrix its own scale):
+/// `W_in` `[n_rec, n_in]`, `W_rec` `[n_rec, n_rec]` (row = to, column = from) and `W_outᵀ`
+/// `[n_rec, n_out]`, rows aligned by unit. Under Dale's law lines separate the excitatory units
+/// from the inhibitory ones.
 pub fn weights(model: &RateRnn) -> Result<Figure> {
-    let w = model.effective_w_rec().mapv(f64::from);
-    let n = w.nrows();
-    let scale = w.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    let n_exc = model.config.dale_ratio.map(|r| (r * n as f64).round() as usize);
-    render(460, 420, |root| {
+    let f = |a: Array2<f32>| a.mapv(f64::from);
+    let mats = [
+        f(model.effective_w_in()),
+        f(model.effective_w_rec()),
+        f(model.effective_w_out().reversed_axes()),
+    ];
+    let titles = ["W_in", "W_rec (effective)", "W_outᵀ"];
+    matrices(model, &mats, &titles, |m| {
+        let scale = m.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+        (
+            format!(", |w| ≤ {scale:.3}"),
+            Box::new(move |v: f64| diverging(v, scale)) as Shade,
+        )
+    })
+}
+
+/// The connectivity masks (black = connection allowed): input `[n_rec, n_in]`, recurrent
+/// `[n_rec, n_rec]` (autapses on the diagonal) and output (transposed, `[n_rec, n_out]`), laid out
+/// like [`weights`].
+pub fn connectivity(model: &RateRnn) -> Result<Figure> {
+    let c = &model.constraints;
+    let f = |a: &Array2<f32>| a.mapv(f64::from);
+    let mats = [
+        f(&c.input_connectivity),
+        f(&c.rec_connectivity),
+        f(&c.output_connectivity).reversed_axes(),
+    ];
+    let titles = ["input mask", "recurrent mask", "output maskᵀ"];
+    matrices(model, &mats, &titles, |m| {
+        let on = m.iter().filter(|&&v| v != 0.0).count();
+        (
+            format!(", {on}/{} on", m.len()),
+            Box::new(|v: f64| if v != 0.0 { RGBColor(40, 40, 40) } else { WHITE }) as Shade,
+        )
+    })
+}
+
+type Shade = Box<dyn Fn(f64) -> RGBColor>;
+
+/// Three unit-aligned heatmaps `[n_rec, n_in]`, `[n_rec, n_rec]`, `[n_rec, n_out]`; `style` gives
+/// each matrix a caption suffix and a colour map.
+fn matrices(
+    model: &RateRnn,
+    mats: &[Array2<f64>; 3],
+    titles: &[&str; 3],
+    style: impl Fn(&Array2<f64>) -> (String, Shade),
+) -> Result<Figure> {
+    let n = model.n_rec();
+    let c = &model.constraints;
+    let n_exc = c.dale.then(|| c.dale_rec.iter().filter(|&&d| d > 0.0).count());
+    let n_exc = n_exc.filter(|&e| e > 0 && e < n).map(|e| e as f64);
+    let side = |m: &Array2<f64>| 110 + 24 * m.ncols().min(8) as u32;
+    let (w_in, w_out) = (side(&mats[0]), side(&mats[2]));
+    render(w_in + 470 + w_out, 440, |root| {
+        let (left, rest) = root.split_horizontally(w_in);
+        let (middle, right) = rest.split_horizontally(470);
+        let descs = [("input", "to unit"), ("from unit", "to unit"), ("output", "from unit")];
+        for (k, area) in [left, middle, right].iter().enumerate() {
+            let m = &mats[k];
+            let (suffix, shade) = style(m);
+            let cols = m.ncols() as f64;
+            let mut chart = ChartBuilder::on(area)
+                .caption(
+                    format!("{}{suffix}", titles[k]),
+                    ("sans-serif", if k == 1 { 15 } else { 12 }),
+                )
+                .margin(8)
+                .x_label_area_size(32)
+                .y_label_area_size(40)
+                .build_cartesian_2d(0.0..cols, n as f64..0.0)
+                .map_err(draw_error)?;
+            chart
+                .configure_mesh()
+                .x_labels(m.ncols().clamp(2, 6))
+                .x_label_formatter(&|v| format!("{v:.0}"))
+                .y_label_formatter(&|v| format!("{v:.0}"))
+                .x_desc(descs[k].0)
+                .y_desc(descs[k].1)
+                .disable_mesh()
+                .draw()
+                .map_err(draw_error)?;
+            chart
+                .draw_series(m.indexed_iter().map(|((i, j), &v)| {
+                    Rectangle::new(
+                        [(j as f64, i as f64), (j as f64 + 1.0, i as f64 + 1.0)],
+                        shade(v).filled(),
+                    )
+                }))
+                .map_err(draw_error)?;
+            if let Some(e) = n_exc {
+                let mut lines = vec![PathElement::new([(0.0, e), (cols, e)], PALETTE[2].stroke_width(2))];
+                if k == 1 {
+                    lines.push(PathElement::new([(e, 0.0), (e, n as f64)], PALETTE[2].stroke_width(2)));
+                }
+                let series = chart.draw_series(lines).map_err(draw_error)?;
+                if k == 1 {
+                    series
+                        .label("E | I boundary")
+                        .legend(|(x, y)| PathElement::new([(x, y), (x + 14, y)], PALETTE[2].stroke_width(2)));
+                    legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+/// States (pre-activation `x`) of chosen `units` over one trial of a simulation, against time (ms).
+/// At most 8 units.
+pub fn states(sim: &Simulation, trial: usize, units: &[usize]) -> Result<Figure> {
+    let (b, t, n) = sim.states.dim();
+    if trial >= b {
+        return Err(Error::range("trial", trial, format!("< {b}")));
+    }
+    if units.is_empty() || units.len() > PALETTE.len() {
+        return Err(Error::range(
+            "units to plot",
+            units.len(),
+            format!("1 to {}", PALETTE.len()),
+        ));
+    }
+    if let Some(&u) = units.iter().find(|&&u| u >= n) {
+        return Err(Error::range("unit", u, format!("< {n} (recurrent units)")));
+    }
+    let dt = sim.dt;
+    let trace = |u: usize| (0..t).map(move |k| (k as f64 * dt, sim.states[[trial, k, u]]));
+    let range = bounds(units.iter().flat_map(|&u| trace(u).map(|p| p.1)));
+    render(520, 320, |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(format!("unit states, trial {trial}"), ("sans-serif", 16))
+            .margin(8)
+            .x_label_area_size(32)
+            .y_label_area_size(48)
+            .build_cartesian_2d(0.0..t as f64 * dt, range.0..range.1)
+            .map_err(draw_error)?;
+        chart
+            .configure_mesh()
+            .x_labels(5)
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .x_desc("time (ms)")
+            .y_desc("state (rate RNN: x; LSTM/GRU: h)")
+            .disable_mesh()
+            .draw()
+            .map_err(draw_error)?;
+        for (k, &u) in units.iter().enumerate() {
+            chart
+                .draw_series(LineSeries::new(trace(u), colour(k).stroke_width(2)))
+                .map_err(draw_error)?
+                .label(format!("unit {u}"))
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 14, y)], colour(k).stroke_width(2)));
+        }
+        legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+        Ok(())
+    })
+}
+
+/// Explained variance ratio per principal component (bars) and its running sum (line).
+pub fn explained_variance(pca: &Pca) -> Result<Figure> {
+    let ratio = pca.explained_variance_ratio();
+    let k = ratio.len();
+    render(420, 300, |root| {
         let mut chart = ChartBuilder::on(root)
             .caption(
-                format!("W_rec (effective), |w| ≤ {scale:.3}; blue < 0 < red"),
+                format!(
+                    "explained variance, participation ratio {:.2}",
+                    pca.participation_ratio()
+                ),
                 ("sans-serif", 15),
             )
             .margin(8)
             .x_label_area_size(32)
-            .y_label_area_size(40)
-            .build_cartesian_2d(0.0..n as f64, n as f64..0.0)
+            .y_label_area_size(48)
+            .build_cartesian_2d(0.5..k as f64 + 0.5, 0.0..1.05)
             .map_err(draw_error)?;
         chart
             .configure_mesh()
+            .x_labels(k.min(10))
             .x_label_formatter(&|v| format!("{v:.0}"))
-            .y_label_formatter(&|v| format!("{v:.0}"))
-            .x_desc("from unit")
-            .y_desc("to unit")
-            .disable_mesh()
+            .x_desc("principal component")
+            .y_desc("fraction of variance")
+            .disable_x_mesh()
             .draw()
             .map_err(draw_error)?;
         chart
-            .draw_series(w.indexed_iter().map(|((i, j), &v)| {
-                Rectangle::new(
-                    [(j as f64, i as f64), (j as f64 + 1.0, i as f64 + 1.0)],
-                    diverging(v, scale).filled(),
-                )
+            .draw_series(ratio.iter().enumerate().map(|(i, &r)| {
+                let x = i as f64 + 1.0;
+                Rectangle::new([(x - 0.35, 0.0), (x + 0.35, r)], colour(0).filled())
             }))
-            .map_err(draw_error)?;
-        if let Some(e) = n_exc.filter(|&e| e > 0 && e < n) {
-            let e = e as f64;
-            chart
-                .draw_series([
-                    PathElement::new([(e, 0.0), (e, n as f64)], BLACK.stroke_width(2)),
-                    PathElement::new([(0.0, e), (n as f64, e)], BLACK.stroke_width(2)),
-                ])
-                .map_err(draw_error)?
-                .label("E | I boundary")
-                .legend(|(x, y)| PathElement::new([(x, y), (x + 14, y)], BLACK.stroke_width(2)));
-            legend(&mut chart, SeriesLabelPosition::UpperRight)?;
-        }
+            .map_err(draw_error)?
+            .label("per component")
+            .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], colour(0).filled()));
+        let cumulative: Vec<(f64, f64)> = ratio
+            .iter()
+            .scan(0.0, |acc, &r| {
+                *acc += r;
+                Some(*acc)
+            })
+            .enumerate()
+            .map(|(i, c)| (i as f64 + 1.0, c))
+            .collect();
+        chart
+            .draw_series(LineSeries::new(cumulative, colour(3).stroke_width(2)))
+            .map_err(draw_error)?
+            .label("cumulative")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 14, y)], colour(3).stroke_width(2)));
+        legend(&mut chart, SeriesLabelPosition::MiddleRight)?;
         Ok(())
     })
 }

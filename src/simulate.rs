@@ -38,6 +38,8 @@ pub struct Simulation {
     pub outputs: Array3<f64>,
     /// Pre-activation states `[batch, time, n_rec]` (the initial state is not included).
     pub states: Array3<f64>,
+    /// Time step (ms).
+    pub dt: f64,
 }
 
 impl Simulation {
@@ -59,6 +61,7 @@ pub struct Simulator {
     alpha: Array1<f64>,
     rec_noise: f64,
     transfer: Transfer,
+    dt: f64,
 }
 
 impl Simulator {
@@ -76,6 +79,7 @@ impl Simulator {
             alpha: Array1::from(model.alpha()),
             rec_noise: model.config.rec_noise,
             transfer: model.config.transfer,
+            dt: model.config.dt,
         }
     }
 
@@ -165,7 +169,11 @@ impl Simulator {
             states.slice_mut(s![.., k, ..]).assign(&state);
             outputs.slice_mut(s![.., k, ..]).assign(&out);
         }
-        Ok(Simulation { outputs, states })
+        Ok(Simulation {
+            outputs,
+            states,
+            dt: self.dt,
+        })
     }
 }
 

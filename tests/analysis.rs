@@ -2,7 +2,9 @@
 //! psychometric fits of simulated observers, and a trained PD network's curve.
 
 use ndarray::ArrayView2;
-use psychrnn::analysis::{self, FixedPointOptions, Link, Pca, RateDynamics, Stability, TrialTableOptions};
+use psychrnn::analysis::{
+    self, FixedPointOptions, GatedDynamics, Link, Pca, RateDynamics, Stability, TrialTableOptions,
+};
 use psychrnn::prelude::*;
 
 fn dynamics(w: Array2<f64>, drive: Vec<f64>, alpha: f64, transfer: Transfer) -> RateDynamics {
@@ -316,6 +318,24 @@ fn trained_pd_network_analysis() {
         assert!(table.column(c).is_ok(), "no column {c}: {table}");
     }
     let correct = table.column("correct").unwrap().bool().unwrap().sum().unwrap() as f64 / 128.0;
+    // DelayedDiscrimination has a `choice` parameter: it stays as `p_choice` beside the network's.
+    let dd = DelayedDiscrimination::new(DelayedDiscriminationConfig {
+        n_batch: 8,
+        ..Default::default()
+    })
+    .unwrap();
+    let dd_batch = dd.batch(&mut TrialRng::seeded(5));
+    let dd_table = analysis::trial_table(&model, &dd, &dd_batch, &TrialTableOptions::default()).unwrap();
+    let p_choice: Vec<f64> = dd_table
+        .column("p_choice")
+        .unwrap()
+        .f64()
+        .unwrap()
+        .into_no_null_iter()
+        .collect();
+    let want: Vec<f64> = dd_batch.params.iter().map(|p| p.choice as f64).collect();
+    assert_eq!(p_choice, want);
+    assert!(dd_table.column("choice").unwrap().i64().is_ok());
     let acc = analysis::accuracy(&model, &task, &batch).unwrap();
     assert!((correct - acc).abs() < 1e-12 && acc > 0.85, "{correct} vs {acc}");
 
@@ -340,4 +360,116 @@ fn trained_pd_network_analysis() {
     let found = dyn_.find_fixed_points(&starts, &FixedPointOptions::default()).unwrap();
     assert!(!found.points.is_empty());
     assert!(found.points[0].q < 1e-12, "{}", found.points[0].q);
+}
+
+fn gated(cell: Cell, n: usize, n_in: usize, seed: u64) -> GatedRnn {
+    GatedRnnConfig {
+        n_in,
+        n_rec: n,
+        n_out: 1,
+        ..GatedRnnConfig::new(cell)
+    }
+    .init(&mut TrialRng::seeded(seed))
+    .unwrap()
+}
+
+/// The autodiff Jacobian of a gated step equals central differences of the f64 step (float32
+/// autodiff: 1e-4 of the largest entry).
+#[test]
+fn gated_jacobian_matches_finite_differences() {
+    for (k, cell) in [Cell::Lstm, Cell::PsychrnnLstm, Cell::Gru].into_iter().enumerate() {
+        let mut net = gated(cell, 5, 2, 30 + k as u64);
+        for w in &mut net.params.w_gates {
+            w.mapv_inplace(|v| 6.0 * v); // visibly non-linear gates
+        }
+        let dynamics = GatedDynamics::new(&net, &[0.3, -0.2]).unwrap();
+        let d = dynamics.dim();
+        assert_eq!(d, if cell == Cell::Gru { 5 } else { 10 });
+        let mut rng = TrialRng::seeded(40 + k as u64);
+        let x: Vec<f64> = (0..d).map(|_| 0.5 * rng.normal()).collect();
+        let j = dynamics.jacobian(&x);
+        let scale = j.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        assert!(scale > 0.1, "{cell:?}: a non-trivial Jacobian");
+        let h = 1e-6;
+        for c in 0..d {
+            let (mut up, mut down) = (x.clone(), x.clone());
+            up[c] += h;
+            down[c] -= h;
+            let fu = dynamics.step(ArrayView2::from_shape((1, d), &up).unwrap());
+            let fd = dynamics.step(ArrayView2::from_shape((1, d), &down).unwrap());
+            for r in 0..d {
+                let numeric = (fu[[0, r]] - fd[[0, r]]) / (2.0 * h);
+                assert!(
+                    (numeric - j[[r, c]]).abs() < 1e-4 * scale,
+                    "{cell:?} J[{r},{c}]: {numeric} vs {}",
+                    j[[r, c]]
+                );
+            }
+        }
+    }
+}
+
+/// With zero weight matrices the gates are constants, so the fixed point and its spectrum are
+/// known: GRU `h* = tanh(b_c)` with `J = diag(σ(b_z))`; LSTM `c* = σ(b_i)·tanh(b_c)/(1 − σ(b_f))`,
+/// `h* = σ(b_o)·tanh(c*)`, eigenvalues `σ(b_f)` and 0.
+#[test]
+fn gated_fixed_points_with_constant_gates() {
+    let sigmoid = |v: f64| 1.0 / (1.0 + (-v).exp());
+    let n = 4;
+    let biases = |g: usize| Array1::from_shape_fn(n, |i| (0.3 * (g + 1) as f64 - 0.4 * i as f64) as f32);
+    for cell in [Cell::Gru, Cell::Lstm] {
+        let mut net = gated(cell, n, 1, 7);
+        let gates = net.params.w_gates.len();
+        for g in 0..gates {
+            net.params.w_gates[g].fill(0.0);
+            net.params.b_gates[g] = biases(g);
+        }
+        let b = |g: usize, i: usize| net.params.b_gates[g][i] as f64;
+        let dynamics = GatedDynamics::new(&net, &[1.0]).unwrap();
+        let d = dynamics.dim();
+        let inits = Array2::from_shape_fn((6, d), |(k, j)| 0.2 * k as f64 - 0.1 * j as f64);
+        let found = dynamics
+            .find_fixed_points(&inits, &FixedPointOptions::default())
+            .unwrap();
+        assert_eq!(found.points.len(), 1, "{cell:?}: one fixed point");
+        let p = &found.points[0];
+        assert!(p.q < 1e-12, "{cell:?}: q = {}", p.q);
+        assert_eq!(p.stability, Stability::Stable);
+        let mut want_eig: Vec<f64> = match cell {
+            Cell::Gru => {
+                for i in 0..n {
+                    assert!((p.x[i] - b(2, i).tanh()).abs() < 1e-6, "h*[{i}]");
+                }
+                (0..n).map(|i| sigmoid(b(0, i))).collect()
+            }
+            _ => {
+                for i in 0..n {
+                    let (f, inp, o) = (sigmoid(b(0, i)), sigmoid(b(1, i)), sigmoid(b(3, i)));
+                    let c = inp * b(2, i).tanh() / (1.0 - f);
+                    assert!((p.x[n + i] - c).abs() < 1e-6, "c*[{i}]");
+                    assert!((p.x[i] - o * c.tanh()).abs() < 1e-6, "h*[{i}]");
+                }
+                (0..n).map(|i| sigmoid(b(0, i))).chain([0.0; 4]).collect()
+            }
+        };
+        want_eig.sort_by(|a, b| b.total_cmp(a));
+        assert_eq!(p.eigenvalues.len(), d);
+        for (got, want) in p.eigenvalues.iter().zip(&want_eig) {
+            assert!(
+                (got[0] - want).abs() < 1e-6 && got[1].abs() < 1e-6,
+                "{cell:?}: {got:?} vs {want}"
+            );
+        }
+    }
+    let net = gated(Cell::Gru, 3, 2, 1);
+    assert!(matches!(GatedDynamics::new(&net, &[0.0]), Err(Error::Shape { .. })));
+    assert!(matches!(
+        GatedDynamics::new(&net, &[0.0, f64::NAN]),
+        Err(Error::OutOfRange { .. })
+    ));
+    let dynamics = GatedDynamics::new(&net, &[0.0, 0.0]).unwrap();
+    assert!(matches!(
+        dynamics.find_fixed_points(&Array2::zeros((2, 4)), &FixedPointOptions::default()),
+        Err(Error::Shape { .. })
+    ));
 }

@@ -301,6 +301,13 @@ fn train_and_resume() {
     assert_eq!(config["model"]["n_rec"], 12);
     let history = std::fs::read_to_string(straight.join("history.csv")).unwrap();
     assert!(history.starts_with("update,trials,loss,accuracy,stage,wall_time_s"));
+    // Losses are recorded every loss_epoch (10) updates: none in 4, so no figure.
+    assert!(!straight.join("history.svg").exists());
+    let cfg = dir.path().join("train.json");
+    std::fs::write(&cfg, r#"{"loss_epoch": 1}"#).unwrap();
+    let curves = run("curves", &["--iterations", "3", "--config", cfg.to_str().unwrap()]);
+    let figure = std::fs::read_to_string(curves.join("history.svg")).unwrap();
+    assert!(figure.contains("loss (log)"), "the loss curve is drawn");
     // A non-empty output folder is kept unless --force.
     fails(
         &[
@@ -334,6 +341,7 @@ fn analyze_the_fixture() {
         options.to_str().unwrap(),
         "--out",
         out.to_str().unwrap(),
+        "--png",
     ];
     let stdout = ok(&args);
     assert!(
@@ -353,8 +361,30 @@ fn analyze_the_fixture() {
         "weights.svg",
         "state_space.svg",
         "psychometric.svg",
+        "states.svg",
+        "connectivity.svg",
+        "explained_variance.svg",
     ] {
         assert!(out.join(f).is_file(), "missing {f}");
+    }
+    // Every SVG has its PNG, twice the SVG's size.
+    for entry in std::fs::read_dir(&out).unwrap() {
+        let svg = entry.unwrap().path();
+        if svg.extension().is_some_and(|e| e == "svg") {
+            let png = std::fs::read(svg.with_extension("png")).unwrap();
+            assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "{}", svg.display());
+            let text = std::fs::read_to_string(&svg).unwrap();
+            let width: u32 = text
+                .split("width=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert_eq!(u32::from_be_bytes(png[16..20].try_into().unwrap()), 2 * width);
+        }
     }
     let fit: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("psychometric.json")).unwrap()).unwrap();

@@ -154,3 +154,121 @@ fn network_psychometric_state_space_and_spectra_figures() {
     assert!(matches!(out.save_svg(&path, false), Err(Error::Exists { .. })));
     assert_eq!(std::fs::read_to_string(&path).unwrap(), out.svg);
 }
+
+#[test]
+fn weights_masks_states_and_variance_figures() {
+    let task = pd(4);
+    let mut mask = ndarray::Array2::<f32>::ones((6, 6));
+    mask.slice_mut(ndarray::s![0..3, 3..6]).fill(0.0);
+    let model = RateRnnConfig {
+        n_rec: 6,
+        dale_ratio: Some(0.5),
+        autapses: false,
+        rec_connectivity: Some(mask),
+        ..RateRnnConfig::for_task(task.spec())
+    }
+    .init(&mut TrialRng::seeded(1))
+    .unwrap();
+    let (texts, rects) = parse(&plot::weights(&model).unwrap().svg, "rect");
+    // 6·2 + 6·6 + 6·2 cells.
+    assert!(rects >= 60, "{rects} cells");
+    for want in [
+        "W_in",
+        "W_rec (effective)",
+        "W_outᵀ",
+        "E | I boundary",
+        "input",
+        "output",
+    ] {
+        assert!(has(&texts, want), "missing {want:?} in {texts:?}");
+    }
+    let (texts, _) = parse(&plot::connectivity(&model).unwrap().svg, "rect");
+    // 36 − 6 autapses − 9 cut by the mask.
+    assert!(has(&texts, "recurrent mask, 21/36 on"), "{texts:?}");
+    assert!(has(&texts, "input mask, 12/12 on"), "{texts:?}");
+
+    let batch = task.batch(&mut TrialRng::seeded(2));
+    let sim = Simulator::from_model(&model)
+        .run(&batch.x, &SimOptions::default())
+        .unwrap();
+    let fig = plot::states(&sim, 1, &[0, 5]).unwrap();
+    let (texts, lines) = parse(&fig.svg, "polyline");
+    assert!(has(&texts, "unit 0") && has(&texts, "unit 5") && has(&texts, "time (ms)"));
+    assert!(lines >= 2, "one line per unit: {lines}");
+    assert!(matches!(plot::states(&sim, 4, &[0]), Err(Error::OutOfRange { .. })));
+    assert!(matches!(plot::states(&sim, 0, &[6]), Err(Error::OutOfRange { .. })));
+    assert!(plot::states(&sim, 0, &[]).is_err());
+
+    let pca = analysis::Pca::fit_trials(&sim.states, 3).unwrap();
+    let (texts, bars) = parse(&plot::explained_variance(&pca).unwrap().svg, "rect");
+    assert!(has(&texts, "principal component") && has(&texts, "cumulative"));
+    assert!(bars > 3, "3 bars and the background: {bars}");
+}
+
+#[cfg(feature = "png")]
+#[test]
+fn png_export_draws_text_at_the_requested_scale() {
+    let batch = pd(2).batch(&mut TrialRng::seeded(0));
+    let fig = plot::trials(&batch, &[0]).unwrap();
+    let png = fig.png(1.5).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let dim = |p: &[u8], at: usize| u32::from_be_bytes(p[at..at + 4].try_into().unwrap());
+    assert_eq!((dim(&png, 16), dim(&png, 20)), (480, 450), "320 × 300 at 1.5");
+    // Without its text the picture differs: the labels were drawn with a real font.
+    let mut bare = fig.clone();
+    while let Some(a) = bare.svg.find("<text") {
+        let b = a + bare.svg[a..].find("</text>").unwrap() + "</text>".len();
+        bare.svg.replace_range(a..b, "");
+    }
+    assert_ne!(bare.png(1.5).unwrap(), png);
+    assert!(matches!(fig.png(0.0), Err(Error::OutOfRange { .. })));
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.png");
+    fig.save_png(&path, false).unwrap();
+    assert!(matches!(fig.save_png(&path, false), Err(Error::Exists { .. })));
+    assert_eq!(dim(&std::fs::read(&path).unwrap(), 16), 640, "saved at 2×");
+}
+
+#[test]
+fn loss_comparison_labels_each_run_and_marks_stages() {
+    let rows = |losses: &[f64], stage_at: Option<usize>| {
+        History(
+            losses
+                .iter()
+                .enumerate()
+                .map(|(i, &l)| HistoryRow {
+                    update: i + 1,
+                    trials: (i + 1) * 8,
+                    loss: Some(l),
+                    accuracy: None,
+                    stage: stage_at.map(|s| usize::from(i >= s)),
+                    wall_time_s: 0.0,
+                })
+                .collect(),
+        )
+    };
+    let curriculum = rows(&[0.5, 0.3, 0.2, 0.1], Some(2));
+    let hardest = rows(&[0.6, 0.5, 0.45, 0.4], None);
+    let fig = plot::compare_losses(&[("curriculum", &curriculum), ("hardest only", &hardest)]).unwrap();
+    let (texts, lines) = parse(&fig.svg, "polyline");
+    for want in ["curriculum", "hardest only", "loss (log)", "update"] {
+        assert!(has(&texts, want), "missing {want:?}");
+    }
+    // One stage tick more than the same runs without stages.
+    let flat = rows(&[0.5, 0.3, 0.2, 0.1], None);
+    let (_, without) = parse(
+        &plot::compare_losses(&[("curriculum", &flat), ("hardest only", &hardest)])
+            .unwrap()
+            .svg,
+        "polyline",
+    );
+    assert_eq!(lines, without + 1, "{lines} vs {without} polylines");
+    assert!(without >= 4, "two curves and two legend swatches: {without}");
+    assert!(matches!(plot::compare_losses(&[]), Err(Error::OutOfRange { .. })));
+    let empty = History::default();
+    assert!(matches!(
+        plot::compare_losses(&[("a", &curriculum), ("b", &empty)]),
+        Err(Error::Empty { .. })
+    ));
+}

@@ -17,7 +17,9 @@ mod pca;
 mod psychometric;
 mod report;
 
-pub use fixed_points::{FixedPoint, FixedPointOptions, FixedPoints, RateDynamics, Stability, eigenvalues};
+pub use fixed_points::{
+    FixedPoint, FixedPointOptions, FixedPoints, GatedDynamics, RateDynamics, Stability, eigenvalues,
+};
 pub use pca::{Pca, condition_average, principal_angles};
 pub use psychometric::{Link, PsychometricFit, PsychometricLevel, choice_table, fit_psychometric, wilson};
 pub use report::{Report, ReportOptions, report};
@@ -158,9 +160,10 @@ fn reaction_time(outputs: ArrayView3<f64>, b: usize, dt: f64, onset: f64, thresh
         .map(|k| k as f64 * dt - onset)
 }
 
-/// One row per trial: every numeric trial parameter, the target and chosen channels (masked
-/// time-mean argmax, as PsychRNN's accuracy), `correct`, and `rt_ms` (null when the threshold is
-/// never reached). For tasks with [`SignedEvidence`] see [`evidence_table`].
+/// One row per trial: every numeric trial parameter, the `target` and chosen (`choice`) channels
+/// (masked time-mean argmax, as PsychRNN's accuracy), `correct`, and `rt_ms` (null when the
+/// threshold is never reached). A parameter named like one of these columns is renamed `p_<name>`.
+/// For tasks with [`SignedEvidence`] see [`evidence_table`].
 pub fn trial_table<T: Task>(
     model: &RateRnn,
     task: &T,
@@ -196,6 +199,9 @@ fn table_error(task: &str, e: polars::error::PolarsError) -> Error {
     }
 }
 
+/// The columns [`trial_table`] computes.
+const COMPUTED: [&str; 5] = ["evidence", "target", "choice", "correct", "rt_ms"];
+
 fn table<P: Serialize>(
     batch: &TrialBatch<P>,
     sim: &Simulation,
@@ -216,7 +222,14 @@ fn table<P: Serialize>(
         for key in first.keys() {
             let values: Vec<Option<f64>> = params.iter().map(|p| p.get(key).and_then(Value::as_f64)).collect();
             if values.iter().all(Option::is_some) {
-                columns.push(Column::new(key.into(), values));
+                // A parameter named like a computed column (DelayedDiscrimination's `choice`) keeps
+                // its value under `p_<name>`, as in batch files.
+                let name = if COMPUTED.contains(&key.as_str()) {
+                    format!("p_{key}")
+                } else {
+                    key.clone()
+                };
+                columns.push(Column::new(name.into(), values));
             }
         }
     }

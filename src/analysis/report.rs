@@ -196,7 +196,13 @@ fn common<T: Task>(
             plot::trials(&batch, &[0, 1, 2].map(|i| i.min(batch.n_trials() - 1)))?,
         ),
         ("outputs".into(), plot::outputs(&batch, &sim.outputs, 0)?),
+        (
+            "states".into(),
+            plot::states(&sim, 0, &(0..model.n_rec().min(5)).collect::<Vec<_>>())?,
+        ),
         ("weights".into(), plot::weights(model)?),
+        ("connectivity".into(), plot::connectivity(model)?),
+        ("explained_variance".into(), plot::explained_variance(&pca)?),
     ];
     let fp_proj = pca.transform(found.states().view())?;
     if pca.n_components() >= 2 {
@@ -261,6 +267,20 @@ impl Report {
         write_json(&timings, &path("timings.json"), overwrite)?;
         for (name, fig) in &self.figures {
             fig.save_svg(path(&format!("{name}.svg")), overwrite)?;
+        }
+        Ok(written)
+    }
+
+    /// Writes each figure as `<name>.png` in `dir` (see [`Figure::save_png`]); never overwrites
+    /// unless `overwrite`.
+    pub fn write_png(&self, dir: impl AsRef<Path>, overwrite: bool) -> Result<Vec<PathBuf>> {
+        let dir = dir.as_ref();
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let mut written = Vec::new();
+        for (name, fig) in &self.figures {
+            let p = dir.join(format!("{name}.png"));
+            fig.save_png(&p, overwrite)?;
+            written.push(p);
         }
         Ok(written)
     }

@@ -33,8 +33,8 @@ enum Command {
     Simulate(SimulateArgs),
     /// Print a task's accuracy for outputs against a batch's targets and mask.
     Accuracy(AccuracyArgs),
-    /// Train a rate RNN on a task or fixed data; writes weights.npz, config.json and
-    /// history.csv/.parquet to --out.
+    /// Train a rate RNN on a task or fixed data; writes weights.npz, config.json,
+    /// history.csv/.parquet and the loss curves (history.svg) to --out.
     Train(TrainArgs),
     /// Analyse a trained rate RNN: trial table, psychometric curve and fits, PCA, fixed points
     /// with Jacobian spectra, single-unit lesions; writes tables, JSON and SVG figures to --out.
@@ -64,6 +64,9 @@ struct AnalyzeArgs {
     /// Output folder.
     #[arg(long)]
     out: PathBuf,
+    /// Also write each figure as PNG (2× its SVG size).
+    #[arg(long)]
+    png: bool,
     /// Replace files already in --out.
     #[arg(long)]
     force: bool,
@@ -540,6 +543,11 @@ impl Run<'_> {
         trainer
             .history()
             .write_parquet(args.out.join("history.parquet"), true)?;
+        let mut written = "weights.npz, config.json, history.csv, history.parquet".to_string();
+        if !trainer.history().is_empty() {
+            psychrnn::plot::history(trainer.history())?.save_svg(args.out.join("history.svg"), true)?;
+            written += ", history.svg";
+        }
         let last_loss = trainer.history().losses().last().copied().unwrap_or(f64::NAN);
         println!(
             "done: {} updates in {:.1} s ({:.1} ms/update), {:?}; final loss {last_loss:.5}, accuracy {accuracy:.3} on {}",
@@ -553,10 +561,7 @@ impl Run<'_> {
                 "the training data"
             },
         );
-        println!(
-            "wrote {}/{{weights.npz, config.json, history.csv, history.parquet}}",
-            args.out.display()
-        );
+        println!("wrote {}/{{{written}}}", args.out.display());
         Ok(())
     }
 }
@@ -607,7 +612,10 @@ fn analyze(args: AnalyzeArgs) -> Result<()> {
         options.seed = seed;
     }
     let report = analysis::report(&model, &task, &options)?;
-    let written = report.write(&args.out, args.force)?;
+    let mut written = report.write(&args.out, args.force)?;
+    if args.png {
+        written.extend(report.write_png(&args.out, args.force)?);
+    }
     let found = &report.fixed_points;
     let fixed: Vec<_> = found.fixed().collect();
     let (stable, saddle, unstable) = found.counts();

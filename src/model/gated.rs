@@ -351,7 +351,11 @@ impl GatedRnn {
             states.slice_mut(ndarray::s![.., k, ..]).assign(&h);
             outputs.slice_mut(ndarray::s![.., k, ..]).assign(&z);
         }
-        Ok(Simulation { outputs, states })
+        Ok(Simulation {
+            outputs,
+            states,
+            dt: self.config.dt,
+        })
     }
 }
 
