@@ -1,11 +1,12 @@
 """Execute psychrnn's notebooks headless with the evcxr `rust` kernel and check them.
 
-    python scripts/run-notebooks.py [--write] [--require-all] [NOTEBOOK ...]
+    python scripts/run-notebooks.py [--write | --out DIR] [--require-all] [NOTEBOOK ...]
     (default: notebooks/*.ipynb)
 
 Fails (exit 1) when a cell raises or prints an evcxr compile error, or when a notebook shows no
 figure (no image/svg+xml or image/png output). With --write the executed notebooks, outputs
-included, replace the committed ones. No per-cell timeout: the first `:dep` builds psychrnn.
+included, replace the committed ones; with --out DIR they are written to DIR instead. No per-cell
+timeout: the first `:dep` builds psychrnn.
 A notebook whose metadata says it requires libtorch runs only when the environment has it
 (`source ~/.cache/psychrnn/libtorch/env.sh`); otherwise it is skipped, or with --require-all fails.
 """
@@ -39,6 +40,15 @@ def errors(nb):
 
 
 def main(argv):
+    out_dir = None
+    if "--out" in argv:
+        i = argv.index("--out")
+        if i + 1 >= len(argv):
+            print("run-notebooks: --out needs a directory", file=sys.stderr)
+            return 2
+        out_dir = argv[i + 1]
+        argv = argv[:i] + argv[i + 2:]
+        os.makedirs(out_dir, exist_ok=True)
     write = "--write" in argv
     require_all = "--require-all" in argv
     paths = [a for a in argv if not a.startswith("--")] or sorted(glob.glob("notebooks/*.ipynb"))
@@ -72,6 +82,8 @@ def main(argv):
         failed |= bool(problems)
         if write:
             nbformat.write(nb, path)
+        if out_dir:
+            nbformat.write(nb, os.path.join(out_dir, os.path.basename(path)))
     print(f"{len(paths)} notebooks in {time.time() - start:.0f} s", flush=True)
     return 1 if failed else 0
 
