@@ -59,7 +59,7 @@ NOTEBOOKS = {
                "between them. Masks are 0/1 arrays: `[n_rec, n_in]`, `[n_rec, n_rec]` (row = postsynaptic), "
                "`[n_out, n_rec]`."),
         ("code", "let n = 50;\n"
-                 "let module = |i: usize| if i < 40 { i / 20 } else { (i - 40) / 5 };\n"
+                 "fn module(i: usize) -> usize { if i < 40 { i / 20 } else { (i - 40) / 5 } }\n"
                  "let mut draw = TrialRng::seeded(4);\n"
                  "let rec_mask = Array2::from_shape_fn((n, n), |(i, j)| {\n"
                  "    if module(i) == module(j) || draw.uniform() < 0.2 { 1.0f32 } else { 0.0 }\n"
@@ -122,10 +122,9 @@ NOTEBOOKS = {
                "Perceptual discrimination gets harder as the coherence (the difference between the two "
                "inputs) shrinks."),
         *HEAD,
-        ("code", "let pd = |coherence: f64| PerceptualDiscrimination::new(PerceptualDiscriminationConfig {\n"
-                 "    coherence: Some(coherence),\n"
-                 "    ..Default::default()\n"
-                 "});\n"
+        ("code", "fn pd(coherence: f64) -> Result<PerceptualDiscrimination> {\n"
+                 "    PerceptualDiscrimination::new(PerceptualDiscriminationConfig { coherence: Some(coherence), ..Default::default() })\n"
+                 "}\n"
                  "let hardest = pd(0.02)?;"),
         ("md", "The hardest stage: coherence 0.02, a faint difference in noisy inputs."),
         ("code", "hardest"),
@@ -329,14 +328,14 @@ NOTEBOOKS = {
                  "let model = RateRnnConfig { dale_ratio: Some(0.8), rec_noise: 0.05, ..RateRnnConfig::for_task(task.spec()) }\n"
                  "    .init(&mut TrialRng::seeded(1))?;"),
         ("md", "## The same training on both backends\n\nSame network, seed, trials and noise; 60 updates each."),
-        ("code", "let run = |device: TrainDevice| -> Result<(Trainer, TrainReport)> {\n"
+        ("code", "fn run(model: &RateRnn, task: &PerceptualDiscrimination, device: TrainDevice) -> Result<(Trainer, TrainReport)> {\n"
                  "    let config = TrainConfig { training_iters: 64 * 60, loss_epoch: 2, progress: Progress::Quiet, device, seed: 3, ..Default::default() };\n"
                  "    let mut trainer = Trainer::new(model.clone(), config)?;\n"
-                 "    let report = trainer.train(&task)?;\n"
+                 "    let report = trainer.train(task)?;\n"
                  "    Ok((trainer, report))\n"
-                 "};\n"
-                 "let (flex, flex_report) = run(TrainDevice::Flex)?;\n"
-                 "let (torch, torch_report) = run(TrainDevice::Libtorch)?;"),
+                 "}\n"
+                 "let (flex, flex_report) = run(&model, &task, TrainDevice::Flex)?;\n"
+                 "let (torch, torch_report) = run(&model, &task, TrainDevice::Libtorch)?;"),
         ("code", "torch_report"),
         ("code", "let flex_history = flex.history().clone();\n"
                  "let torch_history = torch.history().clone();"),

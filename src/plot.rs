@@ -15,6 +15,7 @@ use std::path::Path;
 
 use ndarray::{Array2, Axis};
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::analysis::{FixedPoint, FixedPoints, Pca, Psychometric, Stability};
@@ -155,8 +156,8 @@ fn draw_error(e: impl std::fmt::Display) -> Error {
 }
 
 /// Draws the series labels of `chart` in a framed box.
-fn legend<'a, CT: plotters::coord::CoordTranslate>(
-    chart: &mut ChartContext<'a, SVGBackend<'a>, CT>,
+fn legend<'a, 'b: 'a, CT: plotters::coord::CoordTranslate>(
+    chart: &mut ChartContext<'a, SVGBackend<'b>, CT>,
     position: SeriesLabelPosition,
 ) -> Result<()> {
     chart
@@ -192,6 +193,33 @@ fn bounds(values: impl Iterator<Item = f64>) -> (f64, f64) {
     (lo - pad, hi + pad)
 }
 
+/// A chart against time (ms, `0..t_end`) on `area`, with `caption` and `y_desc`.
+fn time_chart<'a, 'b: 'a>(
+    area: &'a DrawingArea<SVGBackend<'b>, Shift>,
+    caption: String,
+    t_end: f64,
+    range: (f64, f64),
+    y_desc: &str,
+) -> Result<ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>> {
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 16))
+        .margin(8)
+        .x_label_area_size(32)
+        .y_label_area_size(48)
+        .build_cartesian_2d(0.0..t_end, range.0..range.1)
+        .map_err(draw_error)?;
+    chart
+        .configure_mesh()
+        .x_labels(5)
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .x_desc("time (ms)")
+        .y_desc(y_desc)
+        .disable_mesh()
+        .draw()
+        .map_err(draw_error)?;
+    Ok(chart)
+}
+
 /// Trials side by side: inputs (solid), targets (dashed) and the loss mask (grey where the loss
 /// ignores the output), against time (ms). At most 6 trials.
 pub fn trials<P>(batch: &TrialBatch<P>, which: &[usize]) -> Result<Figure> {
@@ -215,22 +243,7 @@ pub fn trials<P>(batch: &TrialBatch<P>, which: &[usize]) -> Result<Figure> {
     }));
     render(320 * which.len() as u32, 300, |root| {
         for (panel, &i) in root.split_evenly((1, which.len())).iter().zip(which) {
-            let mut chart = ChartBuilder::on(panel)
-                .caption(format!("trial {i}"), ("sans-serif", 16))
-                .margin(8)
-                .x_label_area_size(32)
-                .y_label_area_size(40)
-                .build_cartesian_2d(0.0..t as f64 * dt, y_range.0..y_range.1)
-                .map_err(draw_error)?;
-            chart
-                .configure_mesh()
-                .x_labels(5)
-                .x_label_formatter(&|v| format!("{v:.0}"))
-                .x_desc("time (ms)")
-                .y_desc("input / target")
-                .disable_mesh()
-                .draw()
-                .map_err(draw_error)?;
+            let mut chart = time_chart(panel, format!("trial {i}"), t as f64 * dt, y_range, "input / target")?;
             // Shade the steps whose mask is zero on every output.
             let unmasked = |k: usize| (0..n_out).all(|c| batch.mask[[i, k, c]] == 0.0);
             let mut k = 0;
@@ -433,22 +446,13 @@ pub fn outputs<P>(batch: &TrialBatch<P>, outputs: &ndarray::Array3<f64>, trial: 
             .chain(batch.y.index_axis(Axis(0), trial).iter().map(|&v| v as f64)),
     );
     render(480, 320, |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(format!("outputs vs targets, trial {trial}"), ("sans-serif", 16))
-            .margin(8)
-            .x_label_area_size(32)
-            .y_label_area_size(40)
-            .build_cartesian_2d(0.0..t as f64 * dt, range.0..range.1)
-            .map_err(draw_error)?;
-        chart
-            .configure_mesh()
-            .x_labels(5)
-            .x_label_formatter(&|v| format!("{v:.0}"))
-            .x_desc("time (ms)")
-            .y_desc("output")
-            .disable_mesh()
-            .draw()
-            .map_err(draw_error)?;
+        let mut chart = time_chart(
+            root,
+            format!("outputs vs targets, trial {trial}"),
+            t as f64 * dt,
+            range,
+            "output",
+        )?;
         for c in 0..o {
             chart
                 .draw_series(LineSeries::new(
@@ -611,22 +615,13 @@ pub fn states(sim: &Simulation, trial: usize, units: &[usize]) -> Result<Figure>
     let trace = |u: usize| (0..t).map(move |k| (k as f64 * dt, sim.states[[trial, k, u]]));
     let range = bounds(units.iter().flat_map(|&u| trace(u).map(|p| p.1)));
     render(520, 320, |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(format!("unit states, trial {trial}"), ("sans-serif", 16))
-            .margin(8)
-            .x_label_area_size(32)
-            .y_label_area_size(48)
-            .build_cartesian_2d(0.0..t as f64 * dt, range.0..range.1)
-            .map_err(draw_error)?;
-        chart
-            .configure_mesh()
-            .x_labels(5)
-            .x_label_formatter(&|v| format!("{v:.0}"))
-            .x_desc("time (ms)")
-            .y_desc("state (rate RNN: x; LSTM/GRU: h)")
-            .disable_mesh()
-            .draw()
-            .map_err(draw_error)?;
+        let mut chart = time_chart(
+            root,
+            format!("unit states, trial {trial}"),
+            t as f64 * dt,
+            range,
+            "state (rate RNN: x; LSTM/GRU: h)",
+        )?;
         for (k, &u) in units.iter().enumerate() {
             chart
                 .draw_series(LineSeries::new(trace(u), colour(k).stroke_width(2)))
