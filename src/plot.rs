@@ -15,6 +15,7 @@ use std::path::Path;
 
 use ndarray::{Array2, Axis};
 use plotters::coord::Shift;
+use plotters::coord::combinators::LogCoord;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
@@ -285,16 +286,53 @@ pub fn trials<P>(batch: &TrialBatch<P>, which: &[usize]) -> Result<Figure> {
     })
 }
 
-/// Loss (log scale) and accuracy against update, curriculum stage changes marked by vertical lines.
-pub fn history(history: &History) -> Result<Figure> {
-    let losses: Vec<(f64, f64)> = history
+/// `(update, loss)` of the rows with a positive finite loss.
+fn loss_curve(history: &History) -> Vec<(f64, f64)> {
+    history
         .iter()
         .filter_map(|r| {
             r.loss
                 .filter(|l| *l > 0.0 && l.is_finite())
                 .map(|l| (r.update as f64, l))
         })
-        .collect();
+        .collect()
+}
+
+/// Updates at which the curriculum stage changes.
+fn stage_changes(history: &History) -> Vec<f64> {
+    history
+        .windows(2)
+        .filter(|w| w[0].stage.is_some() && w[1].stage != w[0].stage)
+        .map(|w| w[1].update as f64)
+        .collect()
+}
+
+/// Log-scale loss axes against update (`0..last`, `lo..hi`) on `area`.
+fn loss_chart<'a, 'b: 'a>(
+    area: &'a DrawingArea<SVGBackend<'b>, Shift>,
+    caption: &str,
+    last: f64,
+    (lo, hi): (f64, f64),
+) -> Result<ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, LogCoord<f64>>>> {
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 16))
+        .margin(8)
+        .x_label_area_size(32)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0.0..last, (lo..hi).log_scale())
+        .map_err(draw_error)?;
+    chart
+        .configure_mesh()
+        .x_desc("update")
+        .y_desc("loss (log)")
+        .draw()
+        .map_err(draw_error)?;
+    Ok(chart)
+}
+
+/// Loss (log scale) and accuracy against update, curriculum stage changes marked by vertical lines.
+pub fn history(history: &History) -> Result<Figure> {
+    let losses = loss_curve(history);
     let accs: Vec<(f64, f64)> = history
         .iter()
         .filter_map(|r| r.accuracy.map(|a| (r.update as f64, a)))
@@ -305,11 +343,7 @@ pub fn history(history: &History) -> Result<Figure> {
         });
     }
     let last = history.iter().map(|r| r.update).max().unwrap_or(1).max(1) as f64;
-    let stages: Vec<f64> = history
-        .windows(2)
-        .filter(|w| w[0].stage.is_some() && w[1].stage != w[0].stage)
-        .map(|w| w[1].update as f64)
-        .collect();
+    let stages = stage_changes(history);
     render(760, 320, |root| {
         let panels = root.split_evenly((1, 2));
         let (lo, hi) = losses
@@ -320,19 +354,7 @@ pub fn history(history: &History) -> Result<Figure> {
         } else {
             (1e-3, 1.0)
         };
-        let mut chart = ChartBuilder::on(&panels[0])
-            .caption("loss", ("sans-serif", 16))
-            .margin(8)
-            .x_label_area_size(32)
-            .y_label_area_size(56)
-            .build_cartesian_2d(0.0..last, (lo..hi).log_scale())
-            .map_err(draw_error)?;
-        chart
-            .configure_mesh()
-            .x_desc("update")
-            .y_desc("loss (log)")
-            .draw()
-            .map_err(draw_error)?;
+        let mut chart = loss_chart(&panels[0], "loss", last, (lo, hi))?;
         chart
             .draw_series(LineSeries::new(losses.iter().copied(), colour(0).stroke_width(2)))
             .map_err(draw_error)?;
@@ -376,52 +398,28 @@ pub fn compare_losses(runs: &[(&str, &History)]) -> Result<Figure> {
             format!("1 to {}", PALETTE.len()),
         ));
     }
-    let curve = |h: &History| -> Vec<(f64, f64)> {
-        h.iter()
-            .filter_map(|r| {
-                r.loss
-                    .filter(|l| *l > 0.0 && l.is_finite())
-                    .map(|l| (r.update as f64, l))
-            })
-            .collect()
-    };
-    if let Some((name, _)) = runs.iter().find(|(_, h)| curve(h).is_empty()) {
+    let curves: Vec<Vec<(f64, f64)>> = runs.iter().map(|(_, h)| loss_curve(h)).collect();
+    if let Some(((name, _), _)) = runs.iter().zip(&curves).find(|(_, c)| c.is_empty()) {
         return Err(Error::Empty {
             what: format!("loss history of run {name:?}"),
         });
     }
-    let all: Vec<(f64, f64)> = runs.iter().flat_map(|(_, h)| curve(h)).collect();
+    let all: Vec<(f64, f64)> = curves.iter().flatten().copied().collect();
     let last = all.iter().map(|p| p.0).fold(1.0, f64::max);
     let lo = all.iter().map(|p| p.1).fold(f64::INFINITY, f64::min) * 0.8;
     let hi = all.iter().map(|p| p.1).fold(0.0, f64::max) * 1.25;
     render(560, 340, |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption("loss by run", ("sans-serif", 16))
-            .margin(8)
-            .x_label_area_size(32)
-            .y_label_area_size(56)
-            .build_cartesian_2d(0.0..last, (lo..hi).log_scale())
-            .map_err(draw_error)?;
-        chart
-            .configure_mesh()
-            .x_desc("update")
-            .y_desc("loss (log)")
-            .draw()
-            .map_err(draw_error)?;
-        for (k, (name, h)) in runs.iter().enumerate() {
+        let mut chart = loss_chart(root, "loss by run", last, (lo, hi))?;
+        for (k, ((name, h), curve)) in runs.iter().zip(&curves).enumerate() {
             chart
-                .draw_series(LineSeries::new(curve(h), colour(k).stroke_width(2)))
+                .draw_series(LineSeries::new(curve.iter().copied(), colour(k).stroke_width(2)))
                 .map_err(draw_error)?
                 .label(name.to_string())
                 .legend(move |(x, y)| PathElement::new([(x, y), (x + 14, y)], colour(k).stroke_width(2)));
-            let stages = h
-                .windows(2)
-                .filter(|w| w[0].stage.is_some() && w[1].stage != w[0].stage)
-                .map(|w| {
-                    let x = w[1].update as f64;
-                    PathElement::new([(x, hi / 1.6), (x, hi)], colour(k).stroke_width(2))
-                });
-            chart.draw_series(stages).map_err(draw_error)?;
+            let ticks = stage_changes(h)
+                .into_iter()
+                .map(|x| PathElement::new([(x, hi / 1.6), (x, hi)], colour(k).stroke_width(2)));
+            chart.draw_series(ticks).map_err(draw_error)?;
         }
         legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         Ok(())
