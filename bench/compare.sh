@@ -66,17 +66,19 @@ PYEOF
 }
 
 # ---- (b) Rust side --------------------------------------------------------------------------------
-log "building and running the Rust bench (cargo bench --bench update ${FEATURES[*]})"
-cargo bench --bench update "${FEATURES[@]}" -- --json >"$TMP/rust.out" || die "cargo bench failed"
+# The dev profile builds psychrnn and its dependencies at opt-level 3 (Cargo.toml), as `cargo test`
+# and the README's `cargo run` do, so one build serves all three.
+log "building and running the Rust bench (cargo bench --profile dev --bench update ${FEATURES[*]})"
+cargo bench --profile dev --bench update "${FEATURES[@]}" -- --json >"$TMP/rust.out" || die "cargo bench failed"
 grep '^{' "$TMP/rust.out" >"$RESULTS" || true
 "$PY" -c 'import json, sys; sys.exit(not any(r.get("impl") == "psychrnn" and r.get("what") == "update"
                                              for r in map(json.loads, open(sys.argv[1]))))' "$RESULTS" ||
-    die "cargo bench --bench update -- --json printed no psychrnn update lines; it printed:
+    die "cargo bench --profile dev --bench update -- --json printed no psychrnn update lines; it printed:
 $(cat "$TMP/rust.out")"
 
 # Peak RSS of the bench binary itself (not of cargo), N_rec 256 updates only.  Same features as
 # above, so nothing is rebuilt.
-BENCH_BIN="$(cargo bench --bench update "${FEATURES[@]}" --no-run --message-format=json 2>/dev/null |
+BENCH_BIN="$(cargo bench --profile dev --bench update "${FEATURES[@]}" --no-run --message-format=json 2>/dev/null |
     artifact bench update)"
 [ -x "$BENCH_BIN" ] || die "cannot find the update bench binary"
 log "peak RSS of psychrnn N_rec 256 updates ($BENCH_BIN)"
@@ -85,9 +87,9 @@ m="$(timed "$BENCH_BIN" --json --only-rss 256 --bench)"
 echo "{\"impl\": \"psychrnn\", \"what\": \"update_rss\", \"n_rec\": 256, $m}" >>"$RESULTS"
 
 if [ "$QUICK" = 0 ]; then
-    CLI="$(cargo build --release --bin psychrnn "${FEATURES[@]}" --message-format=json 2>/dev/null |
+    CLI="$(cargo build --bin psychrnn "${FEATURES[@]}" --message-format=json 2>/dev/null |
         artifact bin psychrnn)"
-    [ -x "$CLI" ] || die "cannot find the release psychrnn binary (cargo build --release)"
+    [ -x "$CLI" ] || die "cannot find the psychrnn binary (cargo build --bin psychrnn)"
     log "psychrnn quickstart: $CLI train --task perceptual-discrimination"
     m="$(timed "$CLI" train --task perceptual-discrimination --out "$TMP/pd" --force)"
     echo "{\"impl\": \"psychrnn\", \"what\": \"quickstart\", $m}" >>"$RESULTS"
@@ -143,4 +145,33 @@ for i, r in enumerate(table):
 thr = {r["impl"]: r.get("threads") for r in recs if r.get("threads") is not None and r["impl"] != "torch-eager"}
 print(f"\nB 128, T 200. Threads: {thr} (PsychRNN/TF: TensorFlow's default, all cores). "
       "Ratios below 1: psychrnn is faster. Ratios, not absolute times, are the result.")
+
+# The performance issue's targets, from the same records.
+def best_peer(what, n=None):
+    vals = [get(impl, what, n) for impl in ("psychrnn-tf", "torch-eager")]
+    vals += [get("torch-eager", what, n, th) for th in (1, 2)]
+    vals = [v for v in vals if v is not None]
+    return min(vals) if vals else None
+
+checks = []
+for n, frac in ((50, 5), (100, 5), (256, 3)):
+    mine, peer = get("psychrnn", "update", n), best_peer("update", n)
+    if mine and peer:
+        checks.append((f"update N_rec {n} <= 1/{frac} of the faster peer", mine / peer, 1 / frac))
+mine, floor = get("psychrnn", "update", 256), get("gemm-floor", "update", 256)
+if mine and floor:
+    checks.append(("update N_rec 256 within 3x of the GEMM floor", mine / floor, 3))
+mine, peer = get("psychrnn", "batch"), get("psychrnn-tf", "batch")
+if mine and peer:
+    checks.append(("batch generation <= 1/100 of PsychRNN's", mine / peer, 1 / 100))
+mine, peer = get("psychrnn", "quickstart"), get("psychrnn-tf", "quickstart")
+if mine and peer:
+    checks.append(("quickstart >= 50x faster (time ratio <= 1/50)", mine / peer, 1 / 50))
+mine, bound = get("psychrnn", "update_rss", 256), get("bound", "rss_bound", 256, field="peak_rss_mb")
+if mine and bound:
+    checks.append((f"peak RSS N_rec 256 <= 2 x (rates + weights) = {bound:.1f} MB", mine / bound, 1))
+if checks:
+    print("\nTargets (ratio: psychrnn / reference):")
+    for label, ratio, limit in checks:
+        print(f"  {'met ' if ratio <= limit else 'MISS'}  {label}: {ratio:.3g} (limit {limit:.3g})")
 PYEOF

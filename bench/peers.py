@@ -7,6 +7,7 @@ N_batch=128), relu, rec_noise 0, Adam lr 1e-3, per-tensor clipping at norm 1, ma
 
     python bench/peers.py [--sizes 50,100,256] [--reps 20] [--skip-quickstart] [--tf-threads N]
     python bench/peers.py --check      # PsychRNN's train vs the torch update, 2 steps from one start
+    python bench/peers.py --gpu --sizes 1024 --batch 1024   # the torch update on CUDA only
 """
 import argparse
 import json
@@ -146,10 +147,10 @@ def w_tf_update(args):
              **tf_threads_info(args.tf_threads))
 
 
-def torch_model(w):
+def torch_model(w, device="cpu"):
     """torch Parameters in NAMES order from a dict of numpy arrays."""
     import torch
-    return [torch.nn.Parameter(torch.tensor(w[k], dtype=torch.float32)) for k in NAMES]
+    return [torch.nn.Parameter(torch.tensor(w[k], dtype=torch.float32, device=device)) for k in NAMES]
 
 
 def numpy_init(n_rec, seed):
@@ -168,7 +169,7 @@ def torch_stepper(params, batch, opt=None):
     """One naive eager update: per-step Python loop, masked MSE, per-tensor clip, Adam."""
     import torch
     init_state, W_in, W_rec, W_out, b_rec, b_out = params
-    x, y, m = (torch.from_numpy(a.astype("float32")) for a in batch)
+    x, y, m = (torch.from_numpy(a.astype("float32")).to(W_rec.device) for a in batch)
     xs = x.unbind(1)
     opt = opt or torch.optim.Adam(params, lr=1e-3, eps=1e-8)
     relu = torch.relu
@@ -205,6 +206,28 @@ def w_torch_update(args):
             times.append((time.perf_counter() - t) * 1e3)
         emit(impl="torch-eager", what="update", n_rec=n, ms=round(statistics.median(times), 2),
              reps=args.reps, threads=args.threads, torch=torch.__version__)
+
+
+def w_torch_gpu(args):
+    """The naive eager update on CUDA, B x T 200 synthetic trials (N_in = N_out = 2)."""
+    import numpy as np
+    import torch
+    r = np.random.default_rng(0)
+    batch = (r.standard_normal((args.batch, T_MS // DT, 2)), r.standard_normal((args.batch, T_MS // DT, 2)),
+             np.ones((args.batch, T_MS // DT, 2)))
+    for n in args.sizes:
+        step = torch_stepper(torch_model(numpy_init(n, n), "cuda"), batch)
+        for _ in range(WARMUP):
+            step()
+        times = []
+        for _ in range(args.reps):
+            torch.cuda.synchronize()
+            t = time.perf_counter()
+            step()  # loss.item() synchronises
+            times.append((time.perf_counter() - t) * 1e3)
+        emit(impl="torch-eager-cuda", what="update", n_rec=n, batch=args.batch,
+             ms=round(statistics.median(times), 2), reps=args.reps, torch=torch.__version__,
+             gpu=torch.cuda.get_device_name(0))
 
 
 def w_check_tf(args):
@@ -316,10 +339,19 @@ def main():
     ap.add_argument("--worker")
     ap.add_argument("--batch-file")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--gpu", action="store_true", help="only the torch update on CUDA (bench/gpu.sh)")
+    ap.add_argument("--batch", type=int, default=B, help="trials per batch for --gpu")
     args = ap.parse_args()
     if args.worker:
         return {"batch": w_batch, "tf-update": w_tf_update, "torch-update": w_torch_update,
-                "check-tf": w_check_tf, "check-torch": w_check_torch}[args.worker](args)
+                "torch-gpu": w_torch_gpu, "check-tf": w_check_tf,
+                "check-torch": w_check_torch}[args.worker](args)
+    if args.gpu:
+        argv = ["torch-gpu", "--batch", str(args.batch), "--reps", str(args.reps),
+                "--sizes", ",".join(map(str, args.sizes))]
+        for rec in run_worker(argv, {"CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES", "0")})[0]:
+            emit(**rec)
+        return
 
     with tempfile.TemporaryDirectory() as tmp:
         bf = os.path.join(tmp, "batch.npz")

@@ -108,14 +108,8 @@ pub fn forward(
     let outputs = (transfer(f, states.clone().reshape([t * b, n])).matmul(leaves.w_out.clone().transpose())
         + leaves.b_out.clone().reshape([1, o]))
     .reshape([t, b, o]);
-    let host_states = values(states.clone());
-    let host = Forward {
-        dims,
-        rates: host_states.iter().map(|&v| f.apply_f(v)).collect(),
-        states: host_states,
-        outputs: values(outputs.clone()),
-        x: x_tb,
-    };
+    let rates = values(states.clone()).iter().map(|&v| f.apply_f(v)).collect();
+    let host = Forward::from_time_major(dims, x_tb, rates, values(outputs.clone()));
     GraphForward {
         leaves,
         states,
@@ -184,7 +178,7 @@ pub struct GatedForward {
     hidden: Tensor<3>,
     /// Outputs `[T, B, O]` (tracked).
     outputs: Tensor<3>,
-    /// The same run on the host; `states` and `rates` are both the hidden states.
+    /// The same run on the host; its rates are the hidden states.
     pub host: Forward<f32>,
 }
 
@@ -268,14 +262,7 @@ pub fn gated_forward(device: &Device, net: &crate::model::GatedRnn, dims: Dims, 
     let hidden: Tensor<3> = Tensor::stack(hidden, 0);
     let outputs = (hidden.clone().reshape([t * b, n]).matmul(leaves[0].clone().transpose()) + leaves[1].clone())
         .reshape([t, b, o]);
-    let states = values(hidden.clone());
-    let host = Forward {
-        dims,
-        x: x_tb,
-        rates: states.clone(),
-        states,
-        outputs: values(outputs.clone()),
-    };
+    let host = Forward::from_time_major(dims, x_tb, values(hidden.clone()), values(outputs.clone()));
     GatedForward {
         leaves,
         hidden,
@@ -312,7 +299,7 @@ mod tests {
     }
 
     /// burn's autodiff through the naive per-step graph (on flex) and the fused kernel agree on
-    /// outputs, states and every gradient: all transfer functions, Dale's law with all three
+    /// outputs, rates and every gradient: all transfer functions, Dale's law with all three
     /// masks, per-unit α, recurrent noise from one seed, and a direct state gradient. Tolerance
     /// 1e-5 of each tensor's largest entry: both are float32 with different summation orders.
     #[test]
@@ -359,7 +346,7 @@ mod tests {
             let z = kernel::noise(dims, w.alpha, 0.1, &mut TrialRng::seeded(7));
             let graph = forward(&device, dims, &w, f, &x, Some(&z));
             assert!(max_rel(&native.outputs, &graph.host.outputs) < 1e-5, "{f} outputs");
-            assert!(max_rel(&native.states, &graph.host.states) < 1e-5, "{f} states");
+            assert!(max_rel(&native.rates(), &graph.host.rates()) < 1e-5, "{f} rates");
             let graph_grads = graph.backward(&g_out, Some(&g_states));
             for (name, a, b) in [
                 ("w_in", &native_grads.w_in, &graph_grads.w_in),

@@ -1,10 +1,13 @@
 //! The fused rate-RNN kernel: forward over all time steps and its hand-written backward (BPTT)
 //! on contiguous row-major buffers, generic over f32 (training) and f64 (gradient checks).
 //!
-//! Per step the forward costs one GEMM (`[B,N]·[N,N]`) plus a fused elementwise update; the input
-//! projection and the output read-out are one GEMM each over all `T·B` rows. The backward costs
-//! one GEMM per step for the recurrence, and the weight gradients are single GEMMs over all
-//! `T·B` rows at the end. Buffers are time-major (`[T, B, ·]`) so each step is one contiguous block.
+//! Trials are split into [`CHUNKS`] fixed chunks, each run on its own thread with its own
+//! time-major buffers (`[T, b, ·]`), so one step of a chunk and all steps of a chunk are each one
+//! contiguous block. Per step the forward costs one GEMM (`[b,N]·[N,N]`) plus a fused elementwise
+//! update; the backward one GEMM for the recurrence. The input projection, the read-out and the
+//! weight gradients are GEMMs over many rows at once: all `T·b` rows, or (weight gradients) windows
+//! of about [`WINDOW_ROWS`] rows, so only the rates `[T, B, N]` are kept for the backward; `f′` is
+//! computed from the rate.
 //!
 //! With `x_k` the pre-activation state, `r = f(x)`, `u_k` the input and `α` per unit:
 //!
@@ -13,6 +16,7 @@
 //! z_k = r_k·W_outᵀ + b_out
 //! ```
 
+use super::simd;
 use crate::model::Transfer;
 use crate::rng::TrialRng;
 
@@ -46,85 +50,42 @@ pub trait Real:
     fn exp(self) -> Self;
     /// `ln(1 + x)`.
     fn ln_1p(self) -> Self;
+    /// `e^x − 1`.
+    fn exp_m1(self) -> Self;
     /// `tanh(x)`.
     fn tanh(self) -> Self;
-    /// `C ← αAB + βC` with arbitrary strides (the `gemm` crate burn-flex uses).
+    /// `C[m, n] (+)= A·B`: `A[i, l]` is `a[i·rsa + l·csa]`, `B` row-major `[k, n]`, `C` row-major
+    /// `[m, n]`, overwritten or (`accumulate`) added to.
     #[allow(clippy::too_many_arguments)]
-    fn gemm(
+    fn matmul(
         m: usize,
         k: usize,
         n: usize,
-        alpha: Self,
         a: &[Self],
-        a_strides: (isize, isize),
+        a_strides: (usize, usize),
         b: &[Self],
-        b_strides: (isize, isize),
-        beta: Self,
         c: &mut [Self],
-        rsc: isize,
+        accumulate: bool,
     );
     /// From f64.
     fn of(v: f64) -> Self;
 }
 
 macro_rules! impl_real {
-    ($t:ty) => {
+    ($t:ty, $matmul:path) => {
         impl Real for $t {
             #[inline]
-            fn gemm(
+            fn matmul(
                 m: usize,
                 k: usize,
                 n: usize,
-                alpha: Self,
                 a: &[Self],
-                (rsa, csa): (isize, isize),
+                s: (usize, usize),
                 b: &[Self],
-                (rsb, csb): (isize, isize),
-                beta: Self,
                 c: &mut [Self],
-                rsc: isize,
+                acc: bool,
             ) {
-                if m == 0 || n == 0 {
-                    return;
-                }
-                let last = |rows: usize, cols: usize, rs: isize, cs: isize| {
-                    (rows as isize - 1) * rs + (cols as isize - 1) * cs
-                };
-                assert!(
-                    k == 0 || (last(m, k, rsa, csa) as usize) < a.len(),
-                    "gemm: A out of bounds"
-                );
-                assert!(
-                    k == 0 || (last(k, n, rsb, csb) as usize) < b.len(),
-                    "gemm: B out of bounds"
-                );
-                assert!((last(m, n, rsc, 1) as usize) < c.len(), "gemm: C out of bounds");
-                // SAFETY: the asserts above keep every accessed element inside the slices, and C
-                // (row stride rsc ≥ n, unit column stride) does not alias A or B (&mut borrow).
-                // gemm's convention: dst = alpha·dst + beta·lhs·rhs.
-                unsafe {
-                    gemm::gemm::<$t>(
-                        m,
-                        n,
-                        k,
-                        c.as_mut_ptr(),
-                        1,
-                        rsc,
-                        beta != <$t>::default(),
-                        a.as_ptr(),
-                        csa,
-                        rsa,
-                        b.as_ptr(),
-                        csb,
-                        rsb,
-                        beta,
-                        alpha,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::None,
-                    )
-                }
+                $matmul(m, k, n, a, s, b, c, acc)
             }
             #[inline(always)]
             fn of(v: f64) -> Self {
@@ -159,33 +120,37 @@ macro_rules! impl_real {
                 <$t>::ln_1p(self)
             }
             #[inline(always)]
+            fn exp_m1(self) -> Self {
+                <$t>::exp_m1(self)
+            }
+            #[inline(always)]
             fn tanh(self) -> Self {
                 <$t>::tanh(self)
             }
         }
     };
 }
-impl_real!(f32);
-impl_real!(f64);
+impl_real!(f32, matmul_f32);
+impl_real!(f64, simd::portable::<f64>);
 
-/// `C[m,n] (+)= A[m,k]·B[k,n]` on dense row-major buffers, with optional transposes.
+/// f32 products on the fastest SIMD path of this CPU (chosen once per process).
+#[allow(clippy::too_many_arguments)]
+fn matmul_f32(m: usize, k: usize, n: usize, a: &[f32], s: (usize, usize), b: &[f32], c: &mut [f32], acc: bool) {
+    static PATH: std::sync::OnceLock<simd::Path> = std::sync::OnceLock::new();
+    simd::matmul(*PATH.get_or_init(simd::Path::best), m, k, n, a, s, b, c, acc)
+}
+
+/// `C[m,n] (+)= A·B` on dense row-major buffers; `A` is `[m,k]` or (`a_t`) `[k,m]`, `B` `[k,n]`.
 #[allow(clippy::too_many_arguments)]
 #[inline]
-fn matmul<F: Real>(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: &[F],
-    a_t: bool,
-    b: &[F],
-    b_t: bool,
-    c: &mut [F],
-    accumulate: bool,
-) {
-    let sa = if a_t { (1, m as isize) } else { (k as isize, 1) };
-    let sb = if b_t { (1, k as isize) } else { (n as isize, 1) };
-    let beta = if accumulate { F::one() } else { F::zero() };
-    F::gemm(m, k, n, F::one(), a, sa, b, sb, beta, c, n as isize);
+fn matmul<F: Real>(m: usize, k: usize, n: usize, a: &[F], a_t: bool, b: &[F], c: &mut [F], accumulate: bool) {
+    let strides = if a_t { (1, m) } else { (k, 1) };
+    F::matmul(m, k, n, a, strides, b, c, accumulate);
+}
+
+/// `[r, c]` → `[c, r]`, row-major.
+fn transpose<F: Copy>(a: &[F], r: usize, c: usize) -> Vec<F> {
+    (0..c * r).map(|idx| a[(idx % r) * c + idx / r]).collect()
 }
 
 /// Sizes of one run.
@@ -280,19 +245,48 @@ pub struct Grads<F> {
     pub init_state: Vec<F>,
 }
 
-/// What the forward keeps for the backward.
+/// What the forward keeps for the backward: per chunk of trials its inputs and rates; the outputs
+/// of all trials for the loss.
 #[derive(Clone, Debug)]
 pub struct Forward<F> {
     /// Sizes.
     pub dims: Dims,
-    /// Inputs, time-major `[T, B, I]`.
-    pub x: Vec<F>,
-    /// Pre-activation states, time-major `[T, B, N]`.
-    pub states: Vec<F>,
-    /// Rates `f(states)`, time-major `[T, B, N]`.
-    pub rates: Vec<F>,
+    /// Trial range `[lo, hi)` of each chunk.
+    bounds: Vec<(usize, usize)>,
+    /// Per chunk: inputs, time-major `[T, b, I]`.
+    x: Vec<Vec<F>>,
+    /// Per chunk: rates `f(x)`, time-major `[T, b, N]`.
+    rates: Vec<Vec<F>>,
     /// Outputs, time-major `[T, B, O]`.
     pub outputs: Vec<F>,
+}
+
+impl<F: Copy + Default> Forward<F> {
+    /// A pass computed elsewhere (one chunk): inputs `[T, B, I]`, rates `[T, B, N]` and outputs
+    /// `[T, B, O]`, all time-major.
+    pub fn from_time_major(dims: Dims, x: Vec<F>, rates: Vec<F>, outputs: Vec<F>) -> Self {
+        let Dims {
+            batch: b,
+            steps: t,
+            n_in: i,
+            n_rec: n,
+            n_out: o,
+        } = dims;
+        assert_eq!((x.len(), rates.len(), outputs.len()), (t * b * i, t * b * n, t * b * o));
+        Self {
+            dims,
+            bounds: vec![(0, b)],
+            x: vec![x],
+            rates: vec![rates],
+            outputs,
+        }
+    }
+
+    /// Rates of all trials, time-major `[T, B, N]` (a copy).
+    pub fn rates(&self) -> Vec<F> {
+        let parts: Vec<&[F]> = self.rates.iter().map(Vec::as_slice).collect();
+        scatter_rows(&parts, &self.bounds, self.dims.steps, self.dims.batch, self.dims.n_rec)
+    }
 }
 
 /// `[B, T, C]` → `[T, B, C]` (or back, with `batch`/`steps` swapped).
@@ -320,12 +314,12 @@ impl Transfer {
         }
     }
 
-    /// `f′(x)` given `x` and `r = f(x)`.
+    /// `f′(x)` from the rate `r = f(x)` alone (softplus: `σ(x) = 1 − e^{−r}`; relu: `r > 0`).
     #[inline(always)]
-    pub fn derivative_f<F: Real>(self, x: F, r: F) -> F {
+    pub fn derivative_f<F: Real>(self, r: F) -> F {
         match self {
             Self::Relu => {
-                if x > F::zero() {
+                if r > F::zero() {
                     F::one()
                 } else {
                     F::zero()
@@ -333,15 +327,48 @@ impl Transfer {
             }
             Self::Tanh => F::one() - r * r,
             Self::Sigmoid => r * (F::one() - r),
-            Self::Softplus => F::one() / (F::one() + (-x).exp()),
+            Self::Softplus => -(-r).exp_m1(),
             Self::Linear => F::one(),
         }
     }
 }
 
+/// A transfer function fixed at compile time, so the elementwise loops carry no branch on it.
+trait Act: Send + Sync {
+    const F: Transfer;
+}
+
+macro_rules! acts {
+    ($($name:ident),*) => {
+        $(
+            struct $name;
+            impl Act for $name {
+                const F: Transfer = Transfer::$name;
+            }
+        )*
+        /// Calls `$body` with `$a` naming the [`Act`] of `$t`.
+        macro_rules! with_act {
+            ($t:expr, $a:ident, $body:expr) => {
+                match $t {
+                    $(Transfer::$name => {
+                        type $a = $name;
+                        $body
+                    })*
+                }
+            };
+        }
+    };
+}
+acts!(Relu, Tanh, Sigmoid, Softplus, Linear);
+
 /// Trials are split into this many independent chunks, run on separate threads where cores
 /// allow. The split is fixed (not the core count) so results do not depend on the machine.
 pub const CHUNKS: usize = 2;
+
+/// The backward keeps `α⊙∂L/∂x` for windows of about this many rows (steps × trials of a chunk)
+/// and turns each window into weight gradients with one GEMM: large enough for GEMM efficiency,
+/// small next to the rates.
+pub const WINDOW_ROWS: usize = 2048;
 
 fn chunk_bounds(batch: usize) -> Vec<(usize, usize)> {
     let n = CHUNKS.min(batch).max(1);
@@ -368,7 +395,7 @@ fn per_chunk<R: Send>(bounds: &[(usize, usize)], f: impl Fn(usize, (usize, usize
     })
 }
 
-/// Rows `[lo, hi)` of every time step of a time-major `[T, B, C]` buffer.
+/// Rows `[lo, hi)` of every time step of a time-major `[T, B, C]` buffer, as `[T, hi − lo, C]`.
 fn gather_rows<F: Copy>(a: &[F], steps: usize, batch: usize, c: usize, (lo, hi): (usize, usize)) -> Vec<F> {
     let mut out = Vec::with_capacity(steps * (hi - lo) * c);
     for k in 0..steps {
@@ -412,26 +439,21 @@ pub fn forward<F: Real>(
     let row = dims.steps * dims.n_in;
     let parts = per_chunk(&bounds, |c, (lo, hi)| {
         let sub = Dims { batch: hi - lo, ..dims };
+        let x = swap_bt(&x[lo * row..hi * row], sub.batch, dims.steps, dims.n_in);
         let mut rng = seeds.as_ref().map(|(s, sigma)| (TrialRng::seeded(s[c]), *sigma));
-        forward_chunk(
-            sub,
-            w,
-            transfer,
-            &x[lo * row..hi * row],
-            rng.as_mut().map(|(r, s)| (r, *s)),
-        )
+        let noise = rng.as_mut().map(|(r, s)| (r, *s));
+        let (rates, outputs) = with_act!(transfer, A, forward_chunk::<F, A>(sub, w, &x, noise));
+        (x, rates, outputs)
     });
-    let (t, b) = (dims.steps, dims.batch);
-    let merge = |get: &dyn Fn(&Forward<F>) -> &[F], c: usize| {
-        let slices: Vec<&[F]> = parts.iter().map(get).collect();
-        scatter_rows(&slices, &bounds, t, b, c)
-    };
+    let outputs: Vec<&[F]> = parts.iter().map(|p| p.2.as_slice()).collect();
+    let outputs = scatter_rows(&outputs, &bounds, dims.steps, dims.batch, dims.n_out);
+    let (x, rates) = parts.into_iter().map(|(x, r, _)| (x, r)).unzip();
     Forward {
         dims,
-        x: merge(&|f| &f.x, dims.n_in),
-        states: merge(&|f| &f.states, dims.n_rec),
-        rates: merge(&|f| &f.rates, dims.n_rec),
-        outputs: merge(&|f| &f.outputs, dims.n_out),
+        bounds,
+        x,
+        rates,
+        outputs,
     }
 }
 
@@ -461,13 +483,14 @@ pub fn noise(dims: Dims, alpha: &[f32], sigma: f64, rng: &mut TrialRng) -> Vec<f
     out
 }
 
-fn forward_chunk<F: Real>(
+/// One chunk's forward on time-major inputs `x` (`[T, b, I]`): its rates `[T, b, N]` and outputs
+/// `[T, b, O]`.
+fn forward_chunk<F: Real, A: Act>(
     dims: Dims,
     w: &Weights<'_, F>,
-    transfer: Transfer,
     x: &[F],
     noise: Option<(&mut TrialRng, f64)>,
-) -> Forward<F> {
+) -> (Vec<F>, Vec<F>) {
     let Dims {
         batch: b,
         steps: t,
@@ -475,64 +498,91 @@ fn forward_chunk<F: Real>(
         n_rec: n,
         n_out: o,
     } = dims;
-    assert_eq!(x.len(), b * t * i, "x must be [B, T, I]");
-    let x = swap_bt(x, b, t, i);
-    // Input drive of every step at once: u·W_inᵀ + b_rec, [T·B, N].
-    let mut states = vec![F::zero(); t * b * n];
-    for row in states.chunks_exact_mut(n) {
+    let block = b * n;
+    // The input drive of every step at once, u·W_inᵀ + b_rec ([T·b, N]), in the rates' buffer:
+    // step k's drive is read just before step k's rates overwrite it.
+    let mut rates = vec![F::zero(); t * block];
+    for row in rates.chunks_exact_mut(n) {
         row.copy_from_slice(w.b_rec);
     }
-    matmul(t * b, i, n, &x, false, w.w_in, true, &mut states, true);
+    let (w_in_t, w_rec_t, w_out_t) = (
+        transpose(w.w_in, n, i),
+        transpose(w.w_rec, n, n),
+        transpose(w.w_out, o, n),
+    );
+    matmul(t * b, i, n, x, false, &w_in_t, &mut rates, true);
 
-    let mut rates = vec![F::zero(); t * b * n];
-    let init_rates: Vec<F> = w.init_state.iter().map(|&v| transfer.apply_f(v)).collect();
-    let prev_init_rates: Vec<F> = init_rates.repeat(b);
-    let prev_init_states: Vec<F> = w.init_state.repeat(b);
+    let leak: Vec<F> = w.alpha.iter().map(|&a| F::one() - a).collect();
+    let init_rates: Vec<F> = w
+        .init_state
+        .iter()
+        .map(|&v| A::F.apply_f(v))
+        .collect::<Vec<_>>()
+        .repeat(b);
+    let mut state: Vec<F> = w.init_state.repeat(b);
     let noise_std: Vec<f64> = match &noise {
         Some((_, sigma)) => w.alpha.iter().map(|a| sigma * (2.0 * a.to_f64()).sqrt()).collect(),
         None => Vec::new(),
     };
     let mut rng = noise.map(|(r, _)| r);
-    let mut rec = vec![F::zero(); b * n];
-    let block = b * n;
     for k in 0..t {
-        let (done, rest) = states.split_at_mut(k * block);
+        let (done, rest) = rates.split_at_mut(k * block);
+        let prev: &[F] = if k == 0 { &init_rates } else { &done[(k - 1) * block..] };
         let cur = &mut rest[..block];
-        let (prev_s, prev_r): (&[F], &[F]) = if k == 0 {
-            (&prev_init_states, &prev_init_rates)
-        } else {
-            (&done[(k - 1) * block..], &rates[(k - 1) * block..k * block])
-        };
-        matmul(b, n, n, prev_r, false, w.w_rec, true, &mut rec, false);
-        for ((c, p), r) in cur
-            .chunks_exact_mut(n)
-            .zip(prev_s.chunks_exact(n))
-            .zip(rec.chunks_exact(n))
-        {
-            for j in 0..n {
-                let a = w.alpha[j];
-                c[j] = (F::one() - a) * p[j] + a * (r[j] + c[j]);
+        // cur = drive + r_{k−1}·W_recᵀ
+        matmul(b, n, n, prev, false, &w_rec_t, cur, true);
+        for (s, c) in state.chunks_exact_mut(n).zip(cur.chunks_exact(n)) {
+            for (((s, &c), &l), &a) in s.iter_mut().zip(c).zip(&leak).zip(w.alpha) {
+                *s = l * *s + a * c;
             }
         }
         if let Some(rng) = rng.as_deref_mut() {
-            add_noise(rng, &noise_std, cur);
+            add_noise(rng, &noise_std, &mut state);
         }
-        for (r, &s) in rates[k * block..(k + 1) * block].iter_mut().zip(cur.iter()) {
-            *r = transfer.apply_f(s);
+        for (r, &s) in cur.iter_mut().zip(&state) {
+            *r = A::F.apply_f(s);
         }
     }
-    // Read-out of every step at once: f(x)·W_outᵀ + b_out, [T·B, O].
+    // Read-out of every step at once: f(x)·W_outᵀ + b_out, [T·b, O].
     let mut outputs = vec![F::zero(); t * b * o];
     for row in outputs.chunks_exact_mut(o) {
         row.copy_from_slice(w.b_out);
     }
-    matmul(t * b, n, o, &rates, false, w.w_out, true, &mut outputs, true);
-    Forward {
-        dims,
-        x,
-        states,
-        rates,
-        outputs,
+    matmul(t * b, n, o, &rates, false, &w_out_t, &mut outputs, true);
+    (rates, outputs)
+}
+
+impl<F: Real> Grads<F> {
+    fn zeros(d: Dims) -> Self {
+        let (i, n, o) = (d.n_in, d.n_rec, d.n_out);
+        Self {
+            w_in: vec![F::zero(); n * i],
+            w_rec: vec![F::zero(); n * n],
+            w_out: vec![F::zero(); o * n],
+            b_rec: vec![F::zero(); n],
+            b_out: vec![F::zero(); o],
+            init_state: vec![F::zero(); n],
+        }
+    }
+
+    fn add(&mut self, other: &Self) {
+        for (acc, add) in [
+            (&mut self.w_in, &other.w_in),
+            (&mut self.w_rec, &other.w_rec),
+            (&mut self.w_out, &other.w_out),
+            (&mut self.b_rec, &other.b_rec),
+            (&mut self.b_out, &other.b_out),
+            (&mut self.init_state, &other.init_state),
+        ] {
+            acc.iter_mut().zip(add).for_each(|(a, &b)| *a = *a + b);
+        }
+    }
+}
+
+/// Adds each row of `rows` (`[·, len]`) to `acc`.
+fn add_rows<F: Real>(acc: &mut [F], rows: &[F]) {
+    for row in rows.chunks_exact(acc.len()) {
+        acc.iter_mut().zip(row).for_each(|(a, &v)| *a = *a + v);
     }
 }
 
@@ -546,139 +596,163 @@ pub fn backward<F: Real>(
     g_outputs: &[F],
     g_states: Option<&[F]>,
 ) -> Grads<F> {
-    let d = fwd.dims;
-    assert_eq!(g_outputs.len(), d.steps * d.batch * d.n_out);
-    let bounds = chunk_bounds(d.batch);
-    let parts = per_chunk(&bounds, |_, range| {
-        let g = |a: &[F], c: usize| gather_rows(a, d.steps, d.batch, c, range);
-        let sub = Forward {
-            dims: Dims {
-                batch: range.1 - range.0,
-                ..d
-            },
-            x: g(&fwd.x, d.n_in),
-            states: g(&fwd.states, d.n_rec),
-            rates: g(&fwd.rates, d.n_rec),
-            outputs: Vec::new(),
-        };
-        let gs = g_states.map(|a| g(a, d.n_rec));
-        backward_chunk(&sub, w, transfer, &g(g_outputs, d.n_out), gs.as_deref())
-    });
-    let mut parts = parts.into_iter();
-    let mut total = parts.next().expect("at least one chunk");
-    for p in parts {
-        for (acc, add) in [
-            (&mut total.w_in, &p.w_in),
-            (&mut total.w_rec, &p.w_rec),
-            (&mut total.w_out, &p.w_out),
-            (&mut total.b_rec, &p.b_rec),
-            (&mut total.b_out, &p.b_out),
-            (&mut total.init_state, &p.init_state),
-        ] {
-            acc.iter_mut().zip(add).for_each(|(a, &b)| *a = *a + b);
-        }
-    }
-    total
+    backward_windowed(fwd, w, transfer, g_outputs, g_states, WINDOW_ROWS)
 }
 
-fn backward_chunk<F: Real>(
+/// [`backward`] with windows of `window_rows` rows.
+fn backward_windowed<F: Real>(
     fwd: &Forward<F>,
     w: &Weights<'_, F>,
     transfer: Transfer,
     g_outputs: &[F],
     g_states: Option<&[F]>,
+    window_rows: usize,
 ) -> Grads<F> {
+    let d = fwd.dims;
+    assert_eq!(
+        g_outputs.len(),
+        d.steps * d.batch * d.n_out,
+        "g_outputs must be [T, B, O]"
+    );
+    if let Some(gs) = g_states {
+        assert_eq!(gs.len(), d.steps * d.batch * d.n_rec, "g_states must be [T, B, N]");
+    }
+    let parts = per_chunk(&fwd.bounds, |c, range| {
+        let chunk = Chunk {
+            dims: Dims {
+                batch: range.1 - range.0,
+                ..d
+            },
+            x: &fwd.x[c],
+            rates: &fwd.rates[c],
+            g_outputs: gather_rows(g_outputs, d.steps, d.batch, d.n_out, range),
+            g_states: g_states.map(|g| (g, range.0, d.batch)),
+        };
+        with_act!(transfer, A, backward_chunk::<F, A>(&chunk, w, window_rows))
+    });
+    let mut parts = parts.into_iter();
+    let mut total = parts.next().expect("at least one chunk");
+    parts.for_each(|p| total.add(&p));
+    total
+}
+
+/// One chunk's part of the backward.
+struct Chunk<'a, F> {
+    /// Sizes, `batch` = the chunk's trials `b`.
+    dims: Dims,
+    /// `[T, b, I]`.
+    x: &'a [F],
+    /// `[T, b, N]`.
+    rates: &'a [F],
+    /// `∂L/∂z`, `[T, b, O]`.
+    g_outputs: Vec<F>,
+    /// `∂L/∂x` of all trials (`[T, B, N]`), the chunk's first trial and `B`.
+    g_states: Option<(&'a [F], usize, usize)>,
+}
+
+fn backward_chunk<F: Real, A: Act>(c: &Chunk<'_, F>, w: &Weights<'_, F>, window_rows: usize) -> Grads<F> {
     let Dims {
         batch: b,
         steps: t,
         n_in: i,
         n_rec: n,
         n_out: o,
-    } = fwd.dims;
-    let rows = t * b;
-    assert_eq!(g_outputs.len(), rows * o);
-    let mut grads = Grads {
-        w_in: vec![F::zero(); n * i],
-        w_rec: vec![F::zero(); n * n],
-        w_out: vec![F::zero(); o * n],
-        b_rec: vec![F::zero(); n],
-        b_out: vec![F::zero(); o],
-        init_state: vec![F::zero(); n],
-    };
-    // Read-out: dW_out = G_zᵀ·R over all rows; db_out = Σ G_z; dR = G_z·W_out.
-    matmul(o, rows, n, g_outputs, true, &fwd.rates, false, &mut grads.w_out, false);
-    for row in g_outputs.chunks_exact(o) {
-        for (g, &v) in grads.b_out.iter_mut().zip(row) {
-            *g = *g + v;
-        }
-    }
-    // `p` holds ∂L/∂r_k from the read-out, then is overwritten in place by P_k = α⊙∂L/∂x_k.
-    let mut p = vec![F::zero(); rows * n];
-    matmul(rows, o, n, g_outputs, false, w.w_out, false, &mut p, false);
-    if let Some(gs) = g_states {
-        assert_eq!(gs.len(), rows * n);
-    }
+    } = c.dims;
+    let (rates, x, g_out) = (c.rates, c.x, &c.g_outputs[..]);
+    let mut grads = Grads::zeros(c.dims);
+    // Read-out: dW_out = G_zᵀ·R over all rows; db_out = Σ G_z.
+    matmul(o, t * b, n, g_out, true, rates, &mut grads.w_out, false);
+    add_rows(&mut grads.b_out, g_out);
+
     let block = b * n;
-    // carry = P_{k+1}·W_rec (∂L/∂r_k through the recurrence), and D_{k+1} for the leak.
+    let window = window_rows.div_ceil(b).clamp(1, t);
+    // P_k = α⊙∂L/∂x_k for the steps of the current window.
+    let mut p = vec![F::zero(); window * block];
+    // ∂L/∂r_k: P_{k+1}·W_rec through the recurrence, then plus G_z·W_out from the read-out.
     let mut carry = vec![F::zero(); block];
+    // ∂L/∂x_{k+1}, for the leak.
     let mut d_next = vec![F::zero(); block];
-    for k in (0..t).rev() {
-        let range = k * block..(k + 1) * block;
-        let (s, r) = (&fwd.states[range.clone()], &fwd.rates[range.clone()]);
-        let gs = g_states.map(|g| &g[range.clone()]);
-        let pk = &mut p[range.clone()];
-        for row in 0..b {
-            let at = row * n;
-            for j in 0..n {
-                let idx = at + j;
-                let a = w.alpha[j];
-                let mut d =
-                    (pk[idx] + carry[idx]) * transfer.derivative_f(s[idx], r[idx]) + (F::one() - a) * d_next[idx];
-                if let Some(gs) = gs {
-                    d = d + gs[idx];
+    let zeros = vec![F::zero(); block];
+    let leak: Vec<F> = w.alpha.iter().map(|&a| F::one() - a).collect();
+    let init_rates: Vec<F> = w.init_state.iter().map(|&v| A::F.apply_f(v)).collect();
+    let mut end = t;
+    while end > 0 {
+        let start = end.saturating_sub(window);
+        for k in (start..end).rev() {
+            matmul(
+                b,
+                o,
+                n,
+                &g_out[k * b * o..(k + 1) * b * o],
+                false,
+                w.w_out,
+                &mut carry,
+                true,
+            );
+            let r = &rates[k * block..(k + 1) * block];
+            let gs = match c.g_states {
+                Some((gs, lo, batch)) => &gs[(k * batch + lo) * n..(k * batch + lo + b) * n],
+                None => &zeros,
+            };
+            let pk = &mut p[(k - start) * block..(k - start + 1) * block];
+            for at in (0..block).step_by(n) {
+                let (cr, rr, g) = (&carry[at..at + n], &r[at..at + n], &gs[at..at + n]);
+                let (dn, pr) = (&mut d_next[at..at + n], &mut pk[at..at + n]);
+                let (leak, alpha) = (&leak[..n], &w.alpha[..n]);
+                for j in 0..n {
+                    let dx = cr[j] * A::F.derivative_f(rr[j]) + leak[j] * dn[j] + g[j];
+                    dn[j] = dx;
+                    pr[j] = alpha[j] * dx;
                 }
-                d_next[idx] = d;
-                pk[idx] = a * d;
             }
+            matmul(b, n, n, pk, false, w.w_rec, &mut carry, false);
         }
-        matmul(b, n, n, pk, false, w.w_rec, false, &mut carry, false);
-    }
-    // Initial state: x_{−1} feeds the leak and the recurrence of step 0; summed over trials.
-    for bb in 0..b {
-        for j in 0..n {
-            let idx = bb * n + j;
-            let x0 = w.init_state[j];
-            let r0 = transfer.apply_f(x0);
-            let d = carry[idx] * transfer.derivative_f(x0, r0) + (F::one() - w.alpha[j]) * d_next[idx];
-            grads.init_state[j] = grads.init_state[j] + d;
+        // The window's weight gradients: dW_rec += Σ_k P_kᵀ·r_{k−1}, dW_in += Σ_k P_kᵀ·u_k.
+        let pw = &p[..(end - start) * block];
+        if start == 0 {
+            // Step 0 pairs with the initial rates, shared by all trials.
+            let mut p0 = vec![F::zero(); n];
+            add_rows(&mut p0, &pw[..block]);
+            for (row, &pj) in grads.w_rec.chunks_exact_mut(n).zip(&p0) {
+                row.iter_mut().zip(&init_rates).for_each(|(g, &r)| *g = *g + pj * r);
+            }
+            if end > 1 {
+                let rows = (end - 1) * b;
+                matmul(
+                    n,
+                    rows,
+                    n,
+                    &pw[block..],
+                    true,
+                    &rates[..rows * n],
+                    &mut grads.w_rec,
+                    true,
+                );
+            }
+        } else {
+            let rows = (end - start) * b;
+            let prev = &rates[(start - 1) * block..(end - 1) * block];
+            matmul(n, rows, n, pw, true, prev, &mut grads.w_rec, true);
         }
-    }
-    // dW_rec = Σ_k P_kᵀ·r_{k−1}: rows of step 0 pair with the initial rates.
-    let init_rates: Vec<F> = w.init_state.iter().map(|&v| transfer.apply_f(v)).collect();
-    let p0: Vec<F> = p[..block].to_vec();
-    let p0_sum: Vec<F> = (0..n).map(|j| (0..b).map(|bb| p0[bb * n + j]).sum()).collect();
-    for (row, &p) in grads.w_rec.chunks_exact_mut(n).zip(&p0_sum) {
-        for (g, &r) in row.iter_mut().zip(&init_rates) {
-            *g = p * r;
-        }
-    }
-    if t > 1 {
+        let rows = (end - start) * b;
         matmul(
             n,
-            (t - 1) * b,
-            n,
-            &p[block..],
+            rows,
+            i,
+            pw,
             true,
-            &fwd.rates[..(t - 1) * block],
-            false,
-            &mut grads.w_rec,
+            &x[start * b * i..end * b * i],
+            &mut grads.w_in,
             true,
         );
+        add_rows(&mut grads.b_rec, pw);
+        end = start;
     }
-    matmul(n, rows, i, &p, true, &fwd.x, false, &mut grads.w_in, false);
-    for row in p.chunks_exact(n) {
-        for (g, &v) in grads.b_rec.iter_mut().zip(row) {
-            *g = *g + v;
+    // Initial state: x_{−1} feeds the leak and the recurrence of step 0; summed over trials.
+    for (cr, dn) in carry.chunks_exact(n).zip(d_next.chunks_exact(n)) {
+        for j in 0..n {
+            let d = cr[j] * A::F.derivative_f(init_rates[j]) + leak[j] * dn[j];
+            grads.init_state[j] = grads.init_state[j] + d;
         }
     }
     grads
@@ -740,28 +814,67 @@ mod tests {
             }
         }
 
+        /// Pre-activation states, time-major `[T, B, N]`, by a plain step loop (independent of
+        /// the kernel).
+        fn states(&self, transfer: Transfer) -> Vec<f64> {
+            let Dims {
+                batch: b,
+                steps: t,
+                n_in: ni,
+                n_rec: n,
+                ..
+            } = self.dims;
+            let mut out = Vec::with_capacity(t * b * n);
+            for k in 0..t {
+                for bb in 0..b {
+                    let prev: Vec<f64> = if k == 0 {
+                        self.init.clone()
+                    } else {
+                        out[((k - 1) * b + bb) * n..((k - 1) * b + bb + 1) * n].to_vec()
+                    };
+                    for j in 0..n {
+                        let rec: f64 = (0..n).map(|l| self.w_rec[j * n + l] * transfer.apply_f(prev[l])).sum();
+                        let inp: f64 = (0..ni)
+                            .map(|c| self.w_in[j * ni + c] * self.x[(bb * t + k) * ni + c])
+                            .sum();
+                        let a = self.alpha[j];
+                        out.push((1.0 - a) * prev[j] + a * (rec + inp + self.b_rec[j]));
+                    }
+                }
+            }
+            out
+        }
+
         /// L = ½Σ(z − target)² + Σ c⊙x (so ∂L/∂z = z − target and ∂L/∂x = c).
         fn loss(&self, transfer: Transfer) -> f64 {
             let f = forward(self.dims, &self.weights(), transfer, &self.x, None);
             let target = swap_bt(&self.target, 3, 7, 2);
             let mse: f64 = f.outputs.iter().zip(&target).map(|(z, y)| 0.5 * (z - y).powi(2)).sum();
-            mse + f.states.iter().zip(&self.g_state_coef).map(|(s, c)| s * c).sum::<f64>()
+            let states = self.states(transfer);
+            let rates = f.rates();
+            for (x, r) in states.iter().zip(&rates) {
+                assert!((transfer.apply_f(*x) - r).abs() < 1e-12, "kernel rates = f(states)");
+            }
+            mse + states.iter().zip(&self.g_state_coef).map(|(s, c)| s * c).sum::<f64>()
         }
 
-        fn grads(&self, transfer: Transfer) -> Grads<f64> {
+        /// BPTT with windows of `window_rows` rows (trials × steps of a chunk).
+        fn grads(&self, transfer: Transfer, window_rows: usize) -> Grads<f64> {
             let f = forward(self.dims, &self.weights(), transfer, &self.x, None);
             let target = swap_bt(&self.target, 3, 7, 2);
             let g: Vec<f64> = f.outputs.iter().zip(&target).map(|(z, y)| z - y).collect();
-            backward(&f, &self.weights(), transfer, &g, Some(&self.g_state_coef))
+            backward_windowed(&f, &self.weights(), transfer, &g, Some(&self.g_state_coef), window_rows)
         }
     }
 
     /// Central differences in f64 (h = 1e-6) against the analytic BPTT, every parameter entry.
+    /// Windows of 2 rows: the chunks (1 and 2 trials) take 2 and 1 steps per window, so every
+    /// window boundary case is crossed.
     #[test]
     fn backward_matches_finite_differences_for_every_transfer() {
         for transfer in Transfer::ALL {
             let mut net = Net::new(17);
-            let grads = net.grads(transfer);
+            let grads = net.grads(transfer, 2);
             let h = 1e-6;
             let mut worst: f64 = 0.0;
             macro_rules! check {
@@ -795,6 +908,28 @@ mod tests {
         }
     }
 
+    /// One window over all steps (the default size here) gives the gradients of many small windows.
+    #[test]
+    fn backward_windows_agree() {
+        let net = Net::new(3);
+        for transfer in Transfer::ALL {
+            let one = net.grads(transfer, WINDOW_ROWS);
+            for rows in [1, 3, 4] {
+                let many = net.grads(transfer, rows);
+                for (a, b) in [
+                    (&one.w_in, &many.w_in),
+                    (&one.w_rec, &many.w_rec),
+                    (&one.b_rec, &many.b_rec),
+                    (&one.init_state, &many.init_state),
+                ] {
+                    let worst = a.iter().zip(b).map(|(p, q)| (p - q).abs()).fold(0.0, f64::max);
+                    assert!(worst < 1e-12, "{transfer}, windows of {rows} rows: {worst}");
+                }
+                assert_eq!((&one.w_out, &one.b_out), (&many.w_out, &many.b_out));
+            }
+        }
+    }
+
     /// The forward equals the f64 simulator used for analysis (itself checked against PsychRNN).
     #[test]
     fn forward_matches_simulator() {
@@ -821,7 +956,7 @@ mod tests {
         };
         let f = forward(dims, &w, Transfer::Softplus, x.as_slice().unwrap(), None);
         let outputs = swap_bt(&f.outputs, 30, 4, 2);
-        let states = swap_bt(&f.states, 30, 4, 12);
+        let rates = swap_bt(&f.rates(), 30, 4, 12);
         let d = |a: &[f32], b: &ndarray::Array3<f64>| {
             a.iter()
                 .zip(b.iter())
@@ -829,6 +964,6 @@ mod tests {
                 .fold(0.0, f64::max)
         };
         assert!(d(&outputs, &sim.outputs) < 1e-5);
-        assert!(d(&states, &sim.states) < 1e-5);
+        assert!(d(&rates, &sim.rates(Transfer::Softplus)) < 1e-5);
     }
 }

@@ -25,6 +25,7 @@ pub mod graph;
 mod history;
 pub mod kernel;
 mod model;
+pub mod simd;
 mod source;
 
 use std::path::{Path, PathBuf};
@@ -701,14 +702,14 @@ impl<M: TrainModel> Trainer<M> {
         let (mut reg, mut g_states) = (0.0, None);
         if coef > 0.0 {
             let transfer = self.model.rate_transfer();
-            let n = fwd.rates.len() as f64;
-            reg = coef * fwd.rates.iter().map(|&r| (r as f64).powi(2)).sum::<f64>() / n;
+            let rates = fwd.rates();
+            let n = rates.len() as f64;
+            reg = coef * rates.iter().map(|&r| (r as f64).powi(2)).sum::<f64>() / n;
             if want_grads {
                 g_states = Some(
-                    fwd.states
+                    rates
                         .iter()
-                        .zip(&fwd.rates)
-                        .map(|(&x, &r)| (2.0 * coef * r as f64 * transfer.derivative_f(x, r) as f64 / n) as f32)
+                        .map(|&r| (2.0 * coef * r as f64 * transfer.derivative_f(r) as f64 / n) as f32)
                         .collect(),
                 );
             }
