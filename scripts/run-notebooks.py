@@ -2,6 +2,11 @@
 
     python scripts/run-notebooks.py [--write | --out DIR] [--require-all] [NOTEBOOK ...]
     (default: notebooks/*.ipynb)
+    python scripts/run-notebooks.py --warm
+
+--warm only runs the notebooks' shared first cell (`:cache`, `:dep psychrnn`) in one kernel, so
+evcxr's cache holds psychrnn's compiled dependencies (CI does this in the background while cargo
+builds the crate).
 
 Fails (exit 1) when a cell raises or prints an evcxr compile error, or when a notebook shows no
 figure (no image/svg+xml or image/png output). With --write the executed notebooks, outputs
@@ -39,7 +44,24 @@ def errors(nb):
     return found
 
 
+def warm():
+    """Runs the first code cell of notebooks/01 (`:cache`, `:dep psychrnn`) in a fresh kernel."""
+    path = sorted(glob.glob("notebooks/*.ipynb"))[0]
+    setup = next(c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(setup.source + "\nuse psychrnn::prelude::*;")])
+    t0 = time.time()
+    NotebookClient(nb, timeout=None, kernel_name="rust", allow_errors=True,
+                   resources={"metadata": {"path": os.path.dirname(os.path.abspath(path))}}).execute()
+    problems = errors(nb)
+    print(f"warm: {'ok' if not problems else 'FAILED'} in {time.time() - t0:.0f} s", flush=True)
+    for p in problems:
+        print(f"  {p}", flush=True)
+    return 1 if problems else 0
+
+
 def main(argv):
+    if "--warm" in argv:
+        return warm()
     out_dir = None
     if "--out" in argv:
         i = argv.index("--out")

@@ -54,6 +54,8 @@ impl Path {
 const KC: usize = 256;
 /// Row block: `MC × KC` of `A` (64 KiB) stays in L2 while the column tiles pass over it.
 const MC: usize = 64;
+/// Products with fewer output columns than this take a narrow path.
+const NARROW: usize = 8;
 
 /// `C[m, n] (+)= A·B` on `path`. `A[i, l]` is `a[i·rsa + l·csa]`; `B` is row-major `[k, n]`; `C`
 /// is row-major `[m, n]`, overwritten or (`accumulate`) added to.
@@ -73,6 +75,28 @@ pub fn matmul(
         return;
     }
     assert!(path.supported(), "matmul: {path:?} is not supported by this CPU");
+    // A few output columns (read-outs, `∂W_in`) would fill a 16/32-lane tile with 1–2 lanes.
+    if n < NARROW && path != Path::Portable {
+        if rsa == 1 && csa == m && m >= NARROW {
+            // A is a dense `Aᵀ` ([k, m] row-major): Cᵀ = Bᵀ·Aᵀ puts the long side on the lanes.
+            let mut ct = vec![0.0f32; n * m];
+            matmul(path, n, k, m, b, (1, n), a, &mut ct, false);
+            for (i, row) in c[..m * n].chunks_exact_mut(n).enumerate() {
+                for (j, v) in row.iter_mut().enumerate() {
+                    *v = ct[j * m + i] + if accumulate { *v } else { 0.0 };
+                }
+            }
+            return;
+        }
+        #[cfg(target_arch = "x86_64")]
+        if csa == 1 && k >= 16 && path == Path::Avx512 {
+            // Rows of A are contiguous: dot products along k against the columns of B.
+            let bt: Vec<f32> = (0..n * k).map(|idx| b[(idx % k) * n + idx / k]).collect();
+            // SAFETY: as below; `bt` holds `n·k` elements.
+            unsafe { x86::narrow512(m, k, n, a.as_ptr(), rsa, bt.as_ptr(), c.as_mut_ptr(), accumulate) };
+            return;
+        }
+    }
     match path {
         // SAFETY: the CPU supports the path (asserted), every A index (i < m, l < k) is
         // `i·rsa + l·csa ≤ (m−1)·rsa + (k−1)·csa`, in bounds (asserted), B and C hold `k·n` and
@@ -264,6 +288,48 @@ mod x86 {
         }
     }
 
+    /// `C[m, n] (+)= A·B` for `n < NARROW` as dot products: `A[i, l]` is `a[i·rsa + l]`, `bt` is
+    /// `Bᵀ` (`[n, k]` row-major).
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn narrow512(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: *const f32,
+        rsa: usize,
+        bt: *const f32,
+        c: *mut f32,
+        acc: bool,
+    ) {
+        let tail = mask16(k % 16);
+        let full = k / 16;
+        // SAFETY: rows i < m of A span `k` elements from `i·rsa`; `bt` is `[n, k]`; C is `[m, n]`.
+        unsafe {
+            for i in 0..m {
+                let ap = a.add(i * rsa);
+                let mut s = [_mm512_setzero_ps(); super::NARROW];
+                for q in 0..full {
+                    let av = _mm512_loadu_ps(ap.add(16 * q));
+                    for (j, sj) in s.iter_mut().enumerate().take(n) {
+                        *sj = _mm512_fmadd_ps(av, _mm512_loadu_ps(bt.add(j * k + 16 * q)), *sj);
+                    }
+                }
+                if tail != 0 {
+                    let av = _mm512_maskz_loadu_ps(tail, ap.add(16 * full));
+                    for (j, sj) in s.iter_mut().enumerate().take(n) {
+                        *sj = _mm512_fmadd_ps(av, _mm512_maskz_loadu_ps(tail, bt.add(j * k + 16 * full)), *sj);
+                    }
+                }
+                let cp = c.add(i * n);
+                for (j, sj) in s.iter().enumerate().take(n) {
+                    let v = _mm512_reduce_add_ps(*sj);
+                    *cp.add(j) = if acc { *cp.add(j) + v } else { v };
+                }
+            }
+        }
+    }
+
     /// Lanes `< w` of an 8-lane mask (all bits set in a lane = on).
     #[inline]
     #[target_feature(enable = "avx2")]
@@ -343,6 +409,11 @@ mod tests {
             (9, 600, 47),
             (30, 257, 64),
             (5, 2, 17),
+            // Narrow: read-outs and input gradients.
+            (300, 50, 2),
+            (33, 17, 7),
+            (50, 700, 2),
+            (40, 16, 1),
         ] {
             let a: Vec<f32> = (0..m * k).map(|_| rng.normal() as f32).collect();
             let b: Vec<f32> = (0..k * n).map(|_| rng.normal() as f32).collect();
