@@ -44,15 +44,20 @@ def errors(nb):
     return found
 
 
+def execute(nb, path):
+    """Runs `nb` in a fresh `rust` kernel from `path`'s folder; returns its problems."""
+    NotebookClient(nb, timeout=None, kernel_name="rust", allow_errors=True,
+                   resources={"metadata": {"path": os.path.dirname(os.path.abspath(path))}}).execute()
+    return errors(nb)
+
+
 def warm():
     """Runs the first code cell of notebooks/01 (`:cache`, `:dep psychrnn`) in a fresh kernel."""
     path = sorted(glob.glob("notebooks/*.ipynb"))[0]
     setup = next(c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(setup.source + "\nuse psychrnn::prelude::*;")])
     t0 = time.time()
-    NotebookClient(nb, timeout=None, kernel_name="rust", allow_errors=True,
-                   resources={"metadata": {"path": os.path.dirname(os.path.abspath(path))}}).execute()
-    problems = errors(nb)
+    problems = execute(nb, path)
     print(f"warm: {'ok' if not problems else 'FAILED'} in {time.time() - t0:.0f} s", flush=True)
     for p in problems:
         print(f"  {p}", flush=True)
@@ -85,16 +90,8 @@ def main(argv):
             failed |= require_all
             continue
         t0 = time.time()
-        client = NotebookClient(
-            nb,
-            timeout=None,
-            kernel_name="rust",
-            allow_errors=True,
-            resources={"metadata": {"path": os.path.dirname(os.path.abspath(path))}},
-        )
-        client.execute()
+        problems = execute(nb, path)
         took = time.time() - t0
-        problems = errors(nb)
         if figures(nb) == 0:
             problems.append("no figure")
         status = "ok" if not problems else "FAILED"

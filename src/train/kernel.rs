@@ -16,7 +16,7 @@
 //! z_k = r_k·W_outᵀ + b_out
 //! ```
 
-use super::simd;
+use super::simd::{self, transpose};
 use crate::model::Transfer;
 use crate::rng::TrialRng;
 
@@ -146,11 +146,6 @@ fn matmul_f32(m: usize, k: usize, n: usize, a: &[f32], s: (usize, usize), b: &[f
 fn matmul<F: Real>(m: usize, k: usize, n: usize, a: &[F], a_t: bool, b: &[F], c: &mut [F], accumulate: bool) {
     let strides = if a_t { (1, m) } else { (k, 1) };
     F::matmul(m, k, n, a, strides, b, c, accumulate);
-}
-
-/// `[r, c]` → `[c, r]`, row-major.
-fn transpose<F: Copy>(a: &[F], r: usize, c: usize) -> Vec<F> {
-    (0..c * r).map(|idx| a[(idx % r) * c + idx / r]).collect()
 }
 
 /// Sizes of one run.

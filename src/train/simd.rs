@@ -91,7 +91,7 @@ pub fn matmul(
         #[cfg(target_arch = "x86_64")]
         if csa == 1 && k >= 16 && path == Path::Avx512 {
             // Rows of A are contiguous: dot products along k against the columns of B.
-            let bt: Vec<f32> = (0..n * k).map(|idx| b[(idx % k) * n + idx / k]).collect();
+            let bt = transpose(b, k, n);
             // SAFETY: as below; `bt` holds `n·k` elements.
             unsafe { x86::narrow512(m, k, n, a.as_ptr(), rsa, bt.as_ptr(), c.as_mut_ptr(), accumulate) };
             return;
@@ -107,6 +107,11 @@ pub fn matmul(
         Path::Avx2 => unsafe { x86::avx2(m, k, n, a.as_ptr(), rsa, csa, b.as_ptr(), c.as_mut_ptr(), accumulate) },
         _ => portable(m, k, n, a, (rsa, csa), b, c, accumulate),
     }
+}
+
+/// `[r, c]` → `[c, r]`, row-major.
+pub fn transpose<F: Copy>(a: &[F], r: usize, c: usize) -> Vec<F> {
+    (0..c * r).map(|idx| a[(idx % r) * c + idx / r]).collect()
 }
 
 /// Checks [`matmul`]'s bounds; handles the empty cases and returns false for them.
